@@ -1,0 +1,1 @@
+//! Shared helpers for the workspace examples (see `examples/examples/`).
