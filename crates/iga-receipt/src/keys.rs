@@ -448,16 +448,16 @@ impl VerifyingKey {
                 })?;
             k.alg = alg;
         }
-        if let Some(kid) = &jwk.kid {
-            if kid != &k.kid {
-                return Err(key_err(
-                    &ctx,
-                    format!(
-                        "kid is not the RFC 7638 thumbprint of the key (expected {})",
-                        k.kid
-                    ),
-                ));
-            }
+        if let Some(kid) = &jwk.kid
+            && kid != &k.kid
+        {
+            return Err(key_err(
+                &ctx,
+                format!(
+                    "kid is not the RFC 7638 thumbprint of the key (expected {})",
+                    k.kid
+                ),
+            ));
         }
         Ok(k)
     }
