@@ -128,7 +128,10 @@ pub enum RetryStatus {
 /// looks sensitive (`password`, `token`, `secret`, `authorization`, `cookie`, `key`)
 /// are replaced by `***` when added, so neither `Display` nor `Debug` can leak them.
 #[derive(Clone)]
-pub struct Error {
+pub struct Error(Box<ErrorInner>);
+
+#[derive(Clone)]
+struct ErrorInner {
     kind: ErrorKind,
     retry: RetryStatus,
     connector: Cow<'static, str>,
@@ -144,7 +147,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error; the retry status defaults from the kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ErrorInner {
             kind,
             retry: kind.default_retry(),
             connector: Cow::Borrowed(""),
@@ -152,7 +155,7 @@ impl Error {
             message: message.into(),
             context: Vec::new(),
             source: None,
-        }
+        }))
     }
 
     /// Shorthand for an `Unsupported` error.
@@ -177,22 +180,22 @@ impl Error {
 
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The retry status.
     pub fn retry(&self) -> RetryStatus {
-        self.retry
+        self.0.retry
     }
 
     /// True when the status is `Temporary` (not `Permanent`, not `Exhausted`).
     pub fn is_retryable(&self) -> bool {
-        matches!(self.retry, RetryStatus::Temporary { .. })
+        matches!(self.0.retry, RetryStatus::Temporary { .. })
     }
 
     /// The target's requested wait, when temporary and given.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self.retry {
+        match self.0.retry {
             RetryStatus::Temporary { retry_after } => retry_after,
             _ => None,
         }
@@ -200,33 +203,33 @@ impl Error {
 
     /// The connector kind that produced the error (`ldap`, `scim`, `memory`, ...).
     pub fn connector(&self) -> &str {
-        &self.connector
+        &self.0.connector
     }
 
     /// The operation or call during which it happened.
     pub fn operation(&self) -> Option<&str> {
-        self.operation.as_deref()
+        self.0.operation.as_deref()
     }
 
     /// The message (already redacted by construction).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Key/value context (sensitive values already redacted).
     pub fn context(&self) -> &[(String, String)] {
-        &self.context
+        &self.0.context
     }
 
     /// Set the connector kind.
     pub fn with_connector(mut self, connector: impl Into<Cow<'static, str>>) -> Self {
-        self.connector = connector.into();
+        self.0.connector = connector.into();
         self
     }
 
     /// Set the operation or call name.
     pub fn with_operation(mut self, op: impl Into<Cow<'static, str>>) -> Self {
-        self.operation = Some(op.into());
+        self.0.operation = Some(op.into());
         self
     }
 
@@ -238,53 +241,53 @@ impl Error {
         } else {
             value.to_string()
         };
-        self.context.push((key, value));
+        self.0.context.push((key, value));
         self
     }
 
     /// Attach the underlying error. Connectors must only attach sources whose
     /// `Display` carries no secret (redact URLs and headers first).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Arc::new(source));
+        self.0.source = Some(Arc::new(source));
         self
     }
 
     /// Mark temporary (with an optional wait).
     pub fn set_temporary(mut self, retry_after: Option<Duration>) -> Self {
-        self.retry = RetryStatus::Temporary { retry_after };
+        self.0.retry = RetryStatus::Temporary { retry_after };
         self
     }
 
     /// Mark permanent.
     pub fn set_permanent(mut self) -> Self {
-        self.retry = RetryStatus::Permanent;
+        self.0.retry = RetryStatus::Permanent;
         self
     }
 
     /// Mark exhausted after `attempts` tries.
     pub fn set_exhausted(mut self, attempts: u32) -> Self {
-        self.retry = RetryStatus::Exhausted { attempts };
+        self.0.retry = RetryStatus::Exhausted { attempts };
         self
     }
 
     /// A one-line summary for attempt records: `kind: message`.
     pub fn summary(&self) -> String {
-        format!("{}: {}", self.kind, self.message)
+        format!("{}: {}", self.0.kind, self.0.message)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.connector.is_empty() {
-            write!(f, "{}: ", self.connector)?;
+        if !self.0.connector.is_empty() {
+            write!(f, "{}: ", self.0.connector)?;
         }
-        write!(f, "{}: {}", self.kind, self.message)?;
-        if let Some(op) = &self.operation {
+        write!(f, "{}: {}", self.0.kind, self.0.message)?;
+        if let Some(op) = &self.0.operation {
             write!(f, " [during {op}]")?;
         }
-        if !self.context.is_empty() {
+        if !self.0.context.is_empty() {
             f.write_str(" (")?;
-            for (i, (k, v)) in self.context.iter().enumerate() {
+            for (i, (k, v)) in self.0.context.iter().enumerate() {
                 if i > 0 {
                     f.write_str(", ")?;
                 }
@@ -292,7 +295,7 @@ impl fmt::Display for Error {
             }
             f.write_str(")")?;
         }
-        match self.retry {
+        match self.0.retry {
             RetryStatus::Permanent => {}
             RetryStatus::Temporary {
                 retry_after: Some(d),
@@ -309,20 +312,21 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("retry", &self.retry)
-            .field("connector", &self.connector)
-            .field("operation", &self.operation)
-            .field("message", &self.message)
-            .field("context", &self.context)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("kind", &self.0.kind)
+            .field("retry", &self.0.retry)
+            .field("connector", &self.0.connector)
+            .field("operation", &self.0.operation)
+            .field("message", &self.0.message)
+            .field("context", &self.0.context)
+            .field("source", &self.0.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
