@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod coexistence;
+mod error;
+mod import;
+mod logic;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+mod types;
+
+pub use coexistence::{CoexistenceMode, CoexistencePolicy, ConflictWinner};
+pub use error::{FailPoint, ImportRejected, LedgerError, Result, RowError};
+pub use import::{ImportOptions, ImportProgress, ImportReport, ImportRule, ProgressFn, RuleRow};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{ImportSink, OpenOptions, SqliteLedger, Synchronous};
+pub use store::LedgerStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use types::{
+    AssignmentKey, AssignmentState, AuditRow, ChainHead, ChangeContext, ChangeKind, ClaimedJob,
+    CommitResult, ConfirmKind, ConfirmOutcome, Confirmation, Decision, DecisionOutcome,
+    LedgerChange, LedgerSnapshot, ManualTask, OutcomeCommit, PersistReport, ReceiptRecord,
+    SourceFlags, SourceState,
+};

@@ -1,0 +1,301 @@
+//! The SQLite implementation: a synchronous core ([`SqliteLedger`]) and its async
+//! handle ([`crate::SqliteStore`]).
+
+mod import;
+mod ledger;
+pub(crate) mod migrate;
+mod misc;
+mod queue;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::DateTime;
+use iga_directive::Timestamp;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+pub use import::ImportSink;
+
+use crate::{FailPoint, LedgerError, Result};
+
+/// SQLite `synchronous` setting. In WAL mode `Normal` is durable against application
+/// crashes and keeps the database consistent on power loss (the last commits may be
+/// lost); `Full` also survives power loss without losing commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `PRAGMA synchronous = NORMAL` (default).
+    #[default]
+    Normal,
+    /// `PRAGMA synchronous = FULL`.
+    Full,
+}
+
+impl Synchronous {
+    /// The pragma value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
+/// Options for [`SqliteLedger::open_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Durability level (`NORMAL` or `FULL`; never `OFF`).
+    pub synchronous: Synchronous,
+    /// How long a writer waits for a lock held by another connection.
+    pub busy_timeout: Duration,
+    /// SQLite page cache size in KiB.
+    pub cache_size_kib: u32,
+    /// Apply pending migrations at open (default). When `false`, the store only verifies
+    /// the schema and refuses to open if a migration is pending — for embedders that
+    /// manage their own schema.
+    pub run_migrations: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            cache_size_kib: 64 * 1024,
+            run_migrations: true,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Set the durability level.
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// Set the busy timeout.
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+
+    /// Set the page cache size in KiB.
+    pub fn cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_size_kib = kib;
+        self
+    }
+
+    /// Enable or disable running migrations at open.
+    pub fn run_migrations(mut self, on: bool) -> Self {
+        self.run_migrations = on;
+        self
+    }
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+    synchronous: Synchronous,
+    failpoint: AtomicU8,
+}
+
+/// The SQLite ledger and durable store (synchronous core).
+///
+/// One connection in WAL mode, guarded by a mutex: every call is one short transaction
+/// (`BEGIN IMMEDIATE`, so writers never dead-lock on lock upgrades). The type is cheap
+/// to clone (shared handle) and `Send + Sync`. Calls block: from async code use
+/// [`crate::SqliteStore`], which runs them on tokio's blocking pool.
+#[derive(Clone)]
+pub struct SqliteLedger {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger")
+            .field("path", &self.inner.path)
+            .field("synchronous", &self.inner.synchronous)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn ts(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_ts(v: i64) -> Timestamp {
+    DateTime::from_timestamp_micros(v).unwrap_or_default()
+}
+
+impl SqliteLedger {
+    /// Open (creating if needed) the database file at `path` with default options:
+    /// WAL, `synchronous=NORMAL`, 5 s busy timeout, migrations applied.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Open with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let conn = Connection::open(path)?;
+        Self::init(conn, Some(path.to_path_buf()), opts)
+    }
+
+    /// A private in-memory database (tests, dry runs). Not durable; journal mode is
+    /// `memory` instead of WAL.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, None, OpenOptions::default())
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>, opts: OpenOptions) -> Result<Self> {
+        conn.busy_timeout(opts.busy_timeout)?;
+        if path.is_some() {
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(LedgerError::Storage(format!(
+                    "could not enable WAL journal mode (got `{mode}`)"
+                )));
+            }
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {}; PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY;",
+            opts.synchronous.as_str(),
+            opts.cache_size_kib
+        ))?;
+        migrate::run(&mut conn, migrate::SQLITE_MIGRATIONS, opts.run_migrations)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path,
+                synchronous: opts.synchronous,
+                failpoint: AtomicU8::new(0),
+            }),
+        })
+    }
+
+    /// The database file, if not in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The `synchronous` setting in force, as SQLite reports it (`NORMAL`/`FULL`).
+    pub fn synchronous(&self) -> Result<String> {
+        let v: i64 = self.read(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?))?;
+        Ok(match v {
+            0 => "OFF",
+            1 => "NORMAL",
+            2 => "FULL",
+            3 => "EXTRA",
+            _ => "UNKNOWN",
+        }
+        .to_string())
+    }
+
+    /// The journal mode in force (`wal` for file databases).
+    pub fn journal_mode(&self) -> Result<String> {
+        self.read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+    }
+
+    /// Run `PRAGMA integrity_check`; `Ok(())` when SQLite answers `ok`.
+    pub fn integrity_check(&self) -> Result<()> {
+        let v: String =
+            self.read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))?;
+        if v == "ok" {
+            Ok(())
+        } else {
+            Err(LedgerError::Storage(format!("integrity check failed: {v}")))
+        }
+    }
+
+    /// Row count of one of this store's tables (diagnostics, benchmarks, tests).
+    pub fn table_count(&self, table: &str) -> Result<u64> {
+        const TABLES: &[&str] = &[
+            "lg_identity",
+            "lg_entitlement",
+            "lg_source",
+            "lg_grant",
+            "lg_history",
+            "lg_import_batch",
+            "lg_import_item",
+            "lg_coexistence",
+            "q_directive",
+            "q_job",
+            "q_manual_task",
+            "q_source_cursor",
+            "rc_receipt",
+            "rc_chain_head",
+            "au_outbox",
+        ];
+        if !TABLES.contains(&table) {
+            return Err(LedgerError::invalid(
+                "table",
+                format!("`{table}` is not a store table"),
+            ));
+        }
+        self.read(|c| {
+            let n: i64 = c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Arm (or with `None` disarm) a [`FailPoint`]. Testing hook: an armed failpoint
+    /// makes every write transaction that reaches it fail and roll back.
+    pub fn set_failpoint(&self, p: Option<FailPoint>) {
+        let v = match p {
+            None => 0,
+            Some(FailPoint::BeforeCommit) => 1,
+            Some(FailPoint::AfterLedgerConfirm) => 2,
+            Some(FailPoint::AfterReceiptAppend) => 3,
+        };
+        self.inner.failpoint.store(v, Ordering::SeqCst);
+    }
+
+    pub(crate) fn fail(&self, p: FailPoint) -> Result<()> {
+        let armed = match self.inner.failpoint.load(Ordering::SeqCst) {
+            1 => Some(FailPoint::BeforeCommit),
+            2 => Some(FailPoint::AfterLedgerConfirm),
+            3 => Some(FailPoint::AfterReceiptAppend),
+            _ => None,
+        };
+        if armed == Some(p) {
+            Err(LedgerError::Injected(p))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.inner
+            .conn
+            .lock()
+            .map_err(|_| LedgerError::Internal("connection lock poisoned".into()))
+    }
+
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction; commit on `Ok`, roll back on `Err`.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        self.fail(FailPoint::BeforeCommit)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Run a read-only `f`.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.lock()?;
+        f(&conn)
+    }
+
+    /// Checkpoint the WAL into the database file (`PRAGMA wal_checkpoint(TRUNCATE)`).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.read(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+}
