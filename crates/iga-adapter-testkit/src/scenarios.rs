@@ -518,8 +518,11 @@ pub async fn pagination_exhaustion(cx: &Cx<'_>) -> Check {
             );
         }
     }
-    if caps.list_assignments && caps.grant {
-        if let Some(e) = cx.fixture.entitlements.first() {
+    if let (true, Some(e)) = (
+        caps.list_assignments && caps.grant,
+        cx.fixture.entitlements.first(),
+    ) {
+        {
             for who in &mine[..3] {
                 expect_applied(&cx.grant(who, e).await, "grant for holder listing")?;
             }

@@ -341,10 +341,12 @@ impl State {
     fn apply_delta(&mut self, d: Delta) {
         match d {
             Delta::PutAccount { account } => {
-                if let Some(n) = account.native_id.strip_prefix("mem-") {
-                    if let Ok(n) = n.parse::<u64>() {
-                        self.next_native = self.next_native.max(n);
-                    }
+                if let Some(Ok(n)) = account
+                    .native_id
+                    .strip_prefix("mem-")
+                    .map(str::parse::<u64>)
+                {
+                    self.next_native = self.next_native.max(n);
                 }
                 self.by_native
                     .insert(account.native_id.clone(), account.identity_id.clone());
@@ -403,12 +405,10 @@ impl State {
         if let Some(a) = self.accounts.get(&r.identity_id) {
             return Some(a);
         }
-        if let Some(n) = &r.native_id {
-            if let Some(id) = self.by_native.get(n) {
-                return self.accounts.get(id);
-            }
-        }
-        None
+        r.native_id
+            .as_ref()
+            .and_then(|n| self.by_native.get(n))
+            .and_then(|id| self.accounts.get(id))
     }
 
     fn login_owner(&self, login: &str) -> Option<&AccountState> {
