@@ -179,11 +179,15 @@ pub(crate) fn apply_change(c: &Connection, ch: &LedgerChange) -> Result<Decision
         source_id(c, &skey, create)?,
     );
     let (Some(iid), Some(eid), Some(sid)) = ids else {
-        // Revoke of something never interned: nothing is held.
+        // Revoke of a source (or assignment) never interned: nothing of it is held.
+        let rows = match ids {
+            (Some(iid), Some(eid), None) => load_rows(c, iid, eid)?,
+            _ => Rows::new(),
+        };
         return Ok(Decision {
             outcome: crate::DecisionOutcome::RevokeNotHeld,
-            intended_sources: 0,
-            confirmed_sources: 0,
+            intended_sources: logic::intended_count(&rows),
+            confirmed_sources: logic::confirmed_count(&rows),
         });
     };
     let before = load_rows(c, iid, eid)?;
