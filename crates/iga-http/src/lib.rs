@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod classify;
+pub mod client;
+pub mod rate_limit;
+pub mod redact;
+pub mod retry_after;
+
+pub use classify::{classify_reqwest_error, classify_status, classify_status_at};
+pub use client::{HttpClientBuilder, USER_AGENT, default_client, install_ring_provider};
+pub use rate_limit::RateLimitInfo;
+pub use redact::{RedactedHeaders, RedactedRequest, redact_headers, redact_url, redact_url_str};
+pub use retry_after::{parse_retry_after, retry_after};
