@@ -12,3 +12,9 @@ pub use client::{HttpClientBuilder, USER_AGENT, default_client, install_ring_pro
 pub use rate_limit::RateLimitInfo;
 pub use redact::{RedactedHeaders, RedactedRequest, redact_headers, redact_url, redact_url_str};
 pub use retry_after::{parse_retry_after, retry_after};
+pub mod auth;
+pub use auth::{
+    ApiKeyAuth, AuthProvider, BasicAuth, BearerAuth, ClientAuthMethod, NoAuth,
+    OAuth2ClientCredentials, OAuth2Config, send_with_auth,
+};
+pub mod webhook;
