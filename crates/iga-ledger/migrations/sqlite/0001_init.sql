@@ -37,7 +37,7 @@ CREATE INDEX lg_grant_unconfirmed ON lg_grant (identity_id, entitlement_id)
     WHERE intended = 1 AND confirmed = 0;
 
 -- Append-only change history. Bulk imports write one 'import' record per batch; the
--- batch's changed rows are in lg_import_item so replay reproduces the state.
+-- batch's changed rows are kept in lg_import_item so replay reproduces the state.
 CREATE TABLE lg_history (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     at             INTEGER NOT NULL,
@@ -60,13 +60,14 @@ CREATE TABLE lg_import_batch (
     at           INTEGER NOT NULL,
     actor        TEXT
 );
+-- The rows a batch changed, in input order, packed in chunks: each item is three
+-- LEB128 varints (identity_id, entitlement_id, source_id).
 CREATE TABLE lg_import_item (
-    batch_id       INTEGER NOT NULL,
-    identity_id    INTEGER NOT NULL,
-    entitlement_id INTEGER NOT NULL,
-    source_id      INTEGER NOT NULL
+    batch_id INTEGER NOT NULL,
+    chunk    INTEGER NOT NULL,
+    items    BLOB NOT NULL,
+    PRIMARY KEY (batch_id, chunk)
 );
-CREATE INDEX lg_import_item_batch ON lg_import_item (batch_id);
 
 CREATE TRIGGER lg_history_no_update BEFORE UPDATE ON lg_history
 BEGIN SELECT RAISE(ABORT, 'lg_history is append-only'); END;

@@ -30,6 +30,10 @@ pub struct ImportSink<'a> {
     ents: HashMap<Box<str>, i64>,
     sources: HashMap<Box<str>, i64>,
     kinds: HashMap<Box<str>, Box<str>>,
+    /// The maps hold every interned name (preloaded): a miss is a new name.
+    complete: bool,
+    items: Vec<u8>,
+    chunk: i64,
     buf: String,
     digest: Sha256,
     progress: ImportProgress,
@@ -147,6 +151,16 @@ impl ImportSink<'_> {
         res
     }
 
+    fn flush_items(&mut self) -> Result<()> {
+        if !self.items.is_empty() {
+            self.ins_item
+                .execute(params![self.batch_id, self.chunk, self.items])?;
+            self.chunk += 1;
+            self.items.clear();
+        }
+        Ok(())
+    }
+
     fn canonical_kind(&mut self, raw: &str) -> Box<str> {
         let raw = if blank(raw) { "group" } else { raw };
         if let Some(k) = self.kinds.get(raw) {
@@ -180,11 +194,14 @@ impl ImportSink<'_> {
         let iid = match self.idents.get(self.buf.as_str()) {
             Some(&id) => id,
             None => {
-                let id = match self
-                    .sel_ident
-                    .query_row(params![tenant, r.identity], |x| x.get(0))
-                    .optional()?
-                {
+                let found = if self.complete {
+                    None
+                } else {
+                    self.sel_ident
+                        .query_row(params![tenant, r.identity], |x| x.get(0))
+                        .optional()?
+                };
+                let id = match found {
                     Some(id) => id,
                     None => {
                         self.ins_ident.execute(params![tenant, r.identity])?;
@@ -205,11 +222,14 @@ impl ImportSink<'_> {
         let eid = match self.ents.get(self.buf.as_str()) {
             Some(&id) => id,
             None => {
-                let id = match self
-                    .sel_ent
-                    .query_row(params![r.system, kind, r.entitlement_id], |x| x.get(0))
-                    .optional()?
-                {
+                let found = if self.complete {
+                    None
+                } else {
+                    self.sel_ent
+                        .query_row(params![r.system, kind, r.entitlement_id], |x| x.get(0))
+                        .optional()?
+                };
+                let id = match found {
                     Some(id) => id,
                     None => {
                         self.ins_ent
@@ -229,11 +249,14 @@ impl ImportSink<'_> {
         let sid = match self.sources.get(self.buf.as_str()) {
             Some(&id) => id,
             None => {
-                let id = match self
-                    .sel_src
-                    .query_row([self.buf.as_str()], |x| x.get(0))
-                    .optional()?
-                {
+                let found = if self.complete {
+                    None
+                } else {
+                    self.sel_src
+                        .query_row([self.buf.as_str()], |x| x.get(0))
+                        .optional()?
+                };
+                let id = match found {
                     Some(id) => id,
                     None => {
                         self.ins_src.execute([self.buf.as_str()])?;
@@ -249,11 +272,77 @@ impl ImportSink<'_> {
             return Ok(());
         }
         if self.ins_grant.execute(params![iid, eid, sid])? > 0 {
-            self.ins_item
-                .execute(params![self.batch_id, iid, eid, sid])?;
+            for v in [iid, eid, sid] {
+                crate::sqlite::leb128_put(&mut self.items, v);
+            }
+            if self.items.len() >= ITEM_CHUNK_BYTES {
+                self.flush_items()?;
+            }
             self.progress.rows_changed += 1;
         }
         Ok(())
+    }
+}
+
+/// Bulk loads into a ledger smaller than this rebuild lg_grant's secondary indexes at
+/// the end instead of maintaining them per row.
+const DEFER_INDEXES_BELOW: u64 = 200_000;
+/// Changed rows are logged for replay in chunks of about this many bytes.
+const ITEM_CHUNK_BYTES: usize = 256 * 1024;
+/// Interning tables up to this size are loaded into memory at the start of an import.
+const PRELOAD_NAMES_UP_TO: u64 = 2_000_000;
+
+struct Preload {
+    idents: HashMap<Box<str>, i64>,
+    ents: HashMap<Box<str>, i64>,
+    sources: HashMap<Box<str>, i64>,
+    complete: bool,
+    grants: u64,
+}
+
+impl Preload {
+    fn load(c: &Connection) -> Result<Self> {
+        let count = |t: &str| -> Result<u64> {
+            Ok(c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+        };
+        let grants = count("lg_grant")?;
+        let names = count("lg_identity")? + count("lg_entitlement")? + count("lg_source")?;
+        let mut p = Preload {
+            idents: HashMap::new(),
+            ents: HashMap::new(),
+            sources: HashMap::new(),
+            complete: names <= PRELOAD_NAMES_UP_TO,
+            grants,
+        };
+        if !p.complete {
+            return Ok(p);
+        }
+        let mut st = c.prepare("SELECT id, tenant, name FROM lg_identity")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let k = format!("{}\0{}", r.get::<_, String>(1)?, r.get::<_, String>(2)?);
+            p.idents.insert(k.into(), r.get(0)?);
+        }
+        let mut st = c.prepare("SELECT id, system, kind, ext_id FROM lg_entitlement")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let k = format!(
+                "{}\0{}\0{}",
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?
+            );
+            p.ents.insert(k.into(), r.get(0)?);
+        }
+        let mut st = c.prepare("SELECT id, skey FROM lg_source")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            p.sources
+                .insert(r.get::<_, String>(1)?.into_boxed_str(), r.get(0)?);
+        }
+        Ok(p)
     }
 }
 
@@ -286,6 +375,25 @@ impl SqliteLedger {
             params![opts.batch, ts(opts.at), opts.actor],
         )?;
         let batch_id = tx.last_insert_rowid();
+        let preload = Preload::load(&tx)?;
+        // Secondary indexes of lg_grant are rebuilt after a bulk load into a small
+        // table (much faster than maintaining them row by row); in the same
+        // transaction, from their stored definitions.
+        let deferred: Vec<(String, String)> = if preload.grants < DEFER_INDEXES_BELOW {
+            let defs: Vec<(String, String)> = tx
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master
+                     WHERE type = 'index' AND tbl_name = 'lg_grant' AND sql IS NOT NULL",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (name, _) in &defs {
+                tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+            }
+            defs
+        } else {
+            Vec::new()
+        };
         let (progress, errors, digest, progress_fn) = {
             let mut sink = ImportSink {
                 conn: &tx,
@@ -298,8 +406,7 @@ impl SqliteLedger {
                      DO UPDATE SET intended = 1, confirmed = 1 WHERE intended = 0 OR confirmed = 0",
                 )?,
                 ins_item: tx.prepare(
-                    "INSERT INTO lg_import_item (batch_id, identity_id, entitlement_id, source_id)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO lg_import_item (batch_id, chunk, items) VALUES (?1, ?2, ?3)",
                 )?,
                 sel_ident: tx
                     .prepare("SELECT id FROM lg_identity WHERE tenant = ?1 AND name = ?2")?,
@@ -312,10 +419,13 @@ impl SqliteLedger {
                 )?,
                 sel_src: tx.prepare("SELECT id FROM lg_source WHERE skey = ?1")?,
                 ins_src: tx.prepare("INSERT INTO lg_source (skey) VALUES (?1)")?,
-                idents: HashMap::new(),
-                ents: HashMap::new(),
-                sources: HashMap::new(),
+                idents: preload.idents,
+                ents: preload.ents,
+                sources: preload.sources,
                 kinds: HashMap::new(),
+                complete: preload.complete,
+                items: Vec::with_capacity(ITEM_CHUNK_BYTES + 64),
+                chunk: 0,
                 buf: String::with_capacity(256),
                 digest: Sha256::new(),
                 progress: ImportProgress::default(),
@@ -325,6 +435,9 @@ impl SqliteLedger {
                 max_errors: opts.max_reported_errors,
             };
             feed(&mut sink)?;
+            if sink.progress.rows_rejected == 0 {
+                sink.flush_items()?;
+            }
             (
                 sink.progress,
                 std::mem::take(&mut sink.errors),
@@ -356,6 +469,9 @@ impl SqliteLedger {
             drop(tx);
             report_progress(&progress);
             return Ok(report);
+        }
+        for (_, sql) in &deferred {
+            tx.execute_batch(sql)?;
         }
         // Imported access is confirmed: so is every other intended source of the same
         // assignments (the target has the access).

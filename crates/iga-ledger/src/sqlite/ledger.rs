@@ -465,10 +465,8 @@ impl SqliteLedger {
     pub fn replay_history(&self) -> Result<LedgerSnapshot> {
         self.read(|c| {
             let mut state: HashMap<(i64, i64), Rows<i64>> = HashMap::new();
-            let mut items = c.prepare(
-                "SELECT identity_id, entitlement_id, source_id FROM lg_import_item
-                 WHERE batch_id = ?1 ORDER BY rowid",
-            )?;
+            let mut items =
+                c.prepare("SELECT items FROM lg_import_item WHERE batch_id = ?1 ORDER BY chunk")?;
             let mut st = c.prepare(
                 "SELECT event, identity_id, entitlement_id, source_id, batch_id
                  FROM lg_history ORDER BY seq",
@@ -482,9 +480,22 @@ impl SqliteLedger {
                 if event == "import" {
                     let batch: i64 = r.get::<_, Option<i64>>(4)?.ok_or_else(bad)?;
                     let mut it = items.query([batch])?;
-                    while let Some(i) = it.next()? {
-                        let rows = state.entry((i.get(0)?, i.get(1)?)).or_default();
-                        logic::import(rows, i.get::<_, i64>(2)?);
+                    while let Some(chunk) = it.next()? {
+                        let blob = chunk.get_ref(0)?.as_blob().map_err(|e| {
+                            LedgerError::Storage(format!("import batch {batch} items: {e}"))
+                        })?;
+                        let mut pos = 0;
+                        while pos < blob.len() {
+                            let mut next = || {
+                                super::leb128_get(blob, &mut pos).ok_or_else(|| {
+                                    LedgerError::Storage(format!(
+                                        "import batch {batch}: corrupt item chunk"
+                                    ))
+                                })
+                            };
+                            let (iid, eid, sid) = (next()?, next()?, next()?);
+                            logic::import(state.entry((iid, eid)).or_default(), sid);
+                        }
                     }
                     continue;
                 }

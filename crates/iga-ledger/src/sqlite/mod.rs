@@ -122,6 +122,38 @@ impl std::fmt::Debug for SqliteLedger {
     }
 }
 
+/// Append `v` (non-negative) as an unsigned LEB128 varint.
+pub(crate) fn leb128_put(out: &mut Vec<u8>, v: i64) {
+    let mut v = v as u64;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Read one unsigned LEB128 varint at `*pos`, advancing it.
+pub(crate) fn leb128_get(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut v: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v as i64);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
 pub(crate) fn ts(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
@@ -297,5 +329,25 @@ impl SqliteLedger {
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leb128_round_trips_and_rejects_truncation() {
+        let vals = [0i64, 1, 127, 128, 300, 1 << 35, i64::MAX];
+        let mut buf = Vec::new();
+        for v in vals {
+            leb128_put(&mut buf, v);
+        }
+        let mut pos = 0;
+        for v in vals {
+            assert_eq!(leb128_get(&buf, &mut pos), Some(v));
+        }
+        assert_eq!(pos, buf.len());
+        assert_eq!(leb128_get(&[0x80], &mut 0), None);
     }
 }
