@@ -385,7 +385,7 @@ impl Resolver {
     }
 
     fn group_edges(&self, ops: &[Operation], members: &[usize], edges: &mut Edges) {
-        let mut add = |edges: &mut Edges, a: usize, b: usize, s: Strictness| {
+        let add = |edges: &mut Edges, a: usize, b: usize, s: Strictness| {
             if a == b {
                 return;
             }
