@@ -1,0 +1,1598 @@
+//! The orchestrator: builder, intake, planning, execution, long retries, guardrails,
+//! coexistence, receipts, reconciliation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use iga_adapter::{
+    AssignmentScope, DirectiveSource, Error as AdapterError, ErrorKind, FulfillmentReport, Outcome,
+    ProvisioningAdapter, ProvisioningAdapterExt, RetryStatus, SourceCursor,
+};
+use iga_audit::{AuditEvent, EventKind, Severity};
+use iga_directive::{
+    AccessDirective, Action, AttemptRecord, FulfillmentJob, GrantSource, JobState, JobStateName,
+    Operation, SharedClock, SystemClock, Timestamp,
+};
+use iga_ledger::{
+    AssignmentKey, ChangeContext, ClaimedJob, CoexistenceMode, Confirmation, Decision,
+    LedgerChange, LedgerStore, OutcomeCommit,
+};
+use iga_receipt::{
+    ChainId, ChainReport, ChainState, KeyRing, ReceiptDraft, ReceiptSigner, VerifyingKey,
+};
+use iga_resolver::{Gate, OpStatus, Resolver, ResolverConfig};
+use rand::SeedableRng;
+use tokio::sync::Mutex;
+
+use crate::exec::{self, ItemResult};
+use crate::reconcile::{self, DriftReport};
+use crate::report::{
+    DryRunPlan, NoOpDirective, PassReport, PlannedOperation, StatusSummary, SubmitReport,
+};
+use crate::{OrchestratorError, Result, SystemSettings};
+
+/// How many jobs one planning or execution step takes at once.
+const STEP: usize = 2000;
+
+struct System {
+    adapter: Arc<dyn ProvisioningAdapter>,
+    settings: SystemSettings,
+}
+
+/// Builds an [`Orchestrator`].
+pub struct OrchestratorBuilder {
+    store: Option<Arc<dyn LedgerStore>>,
+    systems: BTreeMap<String, System>,
+    signer: Option<ReceiptSigner>,
+    old_keys: Vec<VerifyingKey>,
+    sources: Vec<Arc<dyn DirectiveSource>>,
+    clock: SharedClock,
+    node: String,
+    resolver: ResolverConfig,
+    coexistence: Vec<(String, CoexistenceMode)>,
+    external_poll: Duration,
+    seed: u64,
+}
+
+impl fmt::Debug for OrchestratorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrchestratorBuilder")
+            .field("systems", &self.systems.keys().collect::<Vec<_>>())
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for OrchestratorBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OrchestratorBuilder {
+    /// An empty builder: wall clock, node `node-1`.
+    pub fn new() -> Self {
+        Self {
+            store: None,
+            systems: BTreeMap::new(),
+            signer: None,
+            old_keys: Vec::new(),
+            sources: Vec::new(),
+            clock: SystemClock::shared(),
+            node: "node-1".into(),
+            resolver: ResolverConfig::default(),
+            coexistence: Vec::new(),
+            external_poll: Duration::from_secs(30),
+            seed: 0x1ca,
+        }
+    }
+
+    /// The durable store (required).
+    pub fn store(mut self, store: Arc<dyn LedgerStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Register a target system with default settings.
+    pub fn system(self, name: impl Into<String>, adapter: Arc<dyn ProvisioningAdapter>) -> Self {
+        self.system_with(name, adapter, SystemSettings::new())
+    }
+
+    /// Register a target system with settings.
+    pub fn system_with(
+        mut self,
+        name: impl Into<String>,
+        adapter: Arc<dyn ProvisioningAdapter>,
+        settings: SystemSettings,
+    ) -> Self {
+        self.systems
+            .insert(name.into(), System { adapter, settings });
+        self
+    }
+
+    /// The receipt signer (required).
+    pub fn signer(mut self, signer: ReceiptSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// A retired signing key whose receipts must still verify (key rotation).
+    pub fn previous_key(mut self, key: VerifyingKey) -> Self {
+        self.old_keys.push(key);
+        self
+    }
+
+    /// A directive source to poll.
+    pub fn source(mut self, s: Arc<dyn DirectiveSource>) -> Self {
+        self.sources.push(s);
+        self
+    }
+
+    /// The clock (default: wall clock).
+    pub fn clock(mut self, c: SharedClock) -> Self {
+        self.clock = c;
+        self
+    }
+
+    /// This node's name: receipt chains are per (node, system); claimed jobs carry it.
+    pub fn node(mut self, n: impl Into<String>) -> Self {
+        self.node = n.into();
+        self
+    }
+
+    /// Dependency configuration for the resolver.
+    pub fn resolver(mut self, r: ResolverConfig) -> Self {
+        self.resolver = r;
+        self
+    }
+
+    /// Set a system's coexistence mode at build time.
+    pub fn coexistence(mut self, system: impl Into<String>, mode: CoexistenceMode) -> Self {
+        self.coexistence.push((system.into(), mode));
+        self
+    }
+
+    /// How often a job waiting for an external completion is polled (default 30 s).
+    pub fn external_poll(mut self, every: Duration) -> Self {
+        self.external_poll = every;
+        self
+    }
+
+    /// Seed of the retry-jitter RNG (reproducible schedules in tests).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Build: store coexistence modes, and re-queue jobs this node left in flight (crash
+    /// recovery).
+    pub async fn build(self) -> Result<Orchestrator> {
+        let store = self
+            .store
+            .ok_or_else(|| OrchestratorError::Config("a store is required".into()))?;
+        let signer = self
+            .signer
+            .ok_or_else(|| OrchestratorError::Config("a receipt signer is required".into()))?;
+        let now = self.clock.now();
+        for (system, mode) in &self.coexistence {
+            if !self.systems.contains_key(system) {
+                return Err(OrchestratorError::Config(format!(
+                    "coexistence mode for unknown system `{system}`"
+                )));
+            }
+            store.set_coexistence(system, *mode, now).await?;
+        }
+        let requeued = store.requeue_in_flight(Some(&self.node), now).await?;
+        if requeued > 0 {
+            tracing::warn!(requeued, node = %self.node, "re-queued jobs left in flight by a previous run");
+        }
+        let mut keys = KeyRing::new().with(signer.key().verifying_key().clone());
+        for k in self.old_keys {
+            keys = keys.with(k);
+        }
+        Ok(Orchestrator {
+            inner: Arc::new(Inner {
+                store,
+                systems: self.systems,
+                signer,
+                keys,
+                sources: self.sources,
+                clock: self.clock,
+                node: self.node,
+                resolver: Resolver::new(self.resolver),
+                chains: Mutex::new(HashMap::new()),
+                external_poll: self.external_poll,
+                rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(self.seed)),
+                crash: Failpoints::from_env(),
+                requeued,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    store: Arc<dyn LedgerStore>,
+    systems: BTreeMap<String, System>,
+    signer: ReceiptSigner,
+    keys: KeyRing,
+    sources: Vec<Arc<dyn DirectiveSource>>,
+    clock: SharedClock,
+    node: String,
+    resolver: Resolver,
+    chains: Mutex<HashMap<String, ChainState>>,
+    external_poll: Duration,
+    rng: std::sync::Mutex<rand::rngs::StdRng>,
+    crash: Failpoints,
+    requeued: usize,
+}
+
+/// Crash-test hooks: `IGA_CRASH_AT=<point>[:<nth>]` aborts the process the nth time the
+/// named step boundary is reached. Points: `after_persist`, `mid_batch`,
+/// `after_apply_before_commit`, `after_commit_before_ack`. Unset: no effect.
+struct Failpoints {
+    point: Option<(String, u64)>,
+    hits: AtomicU64,
+}
+
+impl Failpoints {
+    fn from_env() -> Self {
+        let point = std::env::var("IGA_CRASH_AT")
+            .ok()
+            .map(|v| match v.split_once(':') {
+                Some((p, n)) => (p.to_string(), n.parse().unwrap_or(1)),
+                None => (v, 1),
+            });
+        Self {
+            point,
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    fn hit(&self, name: &str) {
+        if let Some((p, n)) = &self.point {
+            if p == name && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+                eprintln!("failpoint {name} reached: aborting");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// The fulfilment pipeline for embedding. Cheap to clone (shared state).
+///
+/// persist directive → ledger decides (reference count) → resolver orders → execute in
+/// native batches → one unit of work commits job state + ledger confirmation + receipt
+/// + audit outbox row. Every step is durable; a restart resumes in-flight work and
+/// replays cause no second effective change (operations are idempotent by outcome).
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("node", &self.inner.node)
+            .field("systems", &self.inner.systems.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Plan {
+    Execute,
+    Skip(String),
+}
+
+fn ctx(d: &AccessDirective, now: Timestamp) -> ChangeContext {
+    ChangeContext::from_directive(d, now).actor("iga-orchestrator")
+}
+
+fn audit(
+    kind: EventKind,
+    d: &AccessDirective,
+    now: Timestamp,
+    msg: impl Into<String>,
+) -> AuditEvent {
+    let mut e = AuditEvent::for_directive(kind, d, now, msg).job(d.id.as_str());
+    if let Some(a) = &d.approval {
+        e = e.approval(a.key());
+    }
+    e
+}
+
+fn summarize(e: &AdapterError) -> Option<String> {
+    let ctx: Vec<String> = e
+        .context()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if ctx.is_empty() {
+        None
+    } else {
+        Some(ctx.join(" "))
+    }
+}
+
+impl Orchestrator {
+    /// Start building.
+    pub fn builder() -> OrchestratorBuilder {
+        OrchestratorBuilder::new()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn LedgerStore> {
+        &self.inner.store
+    }
+
+    /// Registered system names.
+    pub fn systems(&self) -> Vec<String> {
+        self.inner.systems.keys().cloned().collect()
+    }
+
+    /// The adapter of a system (as registered).
+    pub fn adapter(&self, system: &str) -> Option<Arc<dyn ProvisioningAdapter>> {
+        self.inner.systems.get(system).map(|s| s.adapter.clone())
+    }
+
+    /// Jobs re-queued from a previous crashed run at build time.
+    pub fn requeued_at_start(&self) -> usize {
+        self.inner.requeued
+    }
+
+    /// The public keys receipts verify with, as a JWKS document.
+    pub fn jwks_json(&self) -> String {
+        self.inner.keys.to_jwks_json()
+    }
+
+    /// The key ring receipts verify with.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn validate(&self, ds: &[AccessDirective]) -> Result<()> {
+        for (index, d) in ds.iter().enumerate() {
+            if let Err(e) = d.validate() {
+                return Err(OrchestratorError::InvalidDirective {
+                    index,
+                    id: d.id.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            if !self.inner.systems.contains_key(&d.system) {
+                return Err(OrchestratorError::UnknownSystem {
+                    index,
+                    id: d.id.to_string(),
+                    system: d.system.clone(),
+                    known: self.systems().join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate and persist directives (all or nothing): each gets a `Pending` job.
+    /// A directive already known (same id) is ignored, so re-submitting is safe.
+    pub async fn submit(&self, ds: Vec<AccessDirective>) -> Result<SubmitReport> {
+        self.validate(&ds)?;
+        let r = self.inner.store.persist_directives(&ds, self.now()).await?;
+        self.inner.crash.hit("after_persist");
+        Ok(SubmitReport {
+            accepted: r.inserted,
+            duplicates: r.duplicates,
+        })
+    }
+
+    /// Poll every source once; directives and cursor are persisted in one transaction.
+    pub async fn poll_sources(&self) -> Result<usize> {
+        let mut n = 0;
+        for s in &self.inner.sources {
+            loop {
+                let cursor = self.inner.store.cursor(s.name()).await?.map(SourceCursor);
+                let batch = match s.poll(cursor.as_ref()).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(source = s.name(), error = %e, "source poll failed");
+                        break;
+                    }
+                };
+                for r in &batch.rejected {
+                    tracing::warn!(source = s.name(), location = %r.location, reason = %r.reason, "source input rejected");
+                }
+                let mut good = Vec::new();
+                for d in batch.directives {
+                    match self.validate(std::slice::from_ref(&d)) {
+                        Ok(()) => good.push(d),
+                        Err(e) => {
+                            tracing::warn!(source = s.name(), error = %e, "directive from source rejected")
+                        }
+                    }
+                }
+                let now = self.now();
+                let r = match &batch.cursor {
+                    Some(c) => {
+                        self.inner
+                            .store
+                            .persist_directives_with_cursor(&good, s.name(), &c.0, now)
+                            .await?
+                    }
+                    None => self.inner.store.persist_directives(&good, now).await?,
+                };
+                n += r.inserted;
+                if !batch.more {
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            self.inner.crash.hit("after_persist");
+        }
+        Ok(n)
+    }
+
+    /// Run passes until nothing more can happen now (future retries stay scheduled).
+    pub async fn run_until_idle(&self) -> Result<PassReport> {
+        let mut total = PassReport::default();
+        loop {
+            let r = self.pass().await?;
+            total.add(&r);
+            if !r.progressed() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Long-running loop: poll sources, run until idle, sleep `idle`, until `shutdown`
+    /// turns true. In-flight work of the current pass completes before returning.
+    pub async fn run(
+        &self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        idle: Duration,
+    ) -> Result<()> {
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if let Err(e) = self.run_until_idle().await {
+                tracing::error!(error = %e, "orchestrator pass failed; retrying after the idle interval");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// One pass: intake from sources, planning of pending jobs, completion polling of
+    /// external work, execution of due jobs.
+    pub async fn pass(&self) -> Result<PassReport> {
+        let mut r = PassReport {
+            intake: self.poll_sources().await?,
+            ..Default::default()
+        };
+        self.plan_pending(&mut r).await?;
+        self.poll_external(&mut r).await?;
+        loop {
+            let claimed = self
+                .inner
+                .store
+                .claim_due(STEP, self.now(), &self.inner.node)
+                .await?;
+            if claimed.is_empty() {
+                break;
+            }
+            self.execute(claimed, &mut r).await?;
+        }
+        Ok(r)
+    }
+
+    async fn directives_of(&self, jobs: &[FulfillmentJob]) -> Result<Vec<AccessDirective>> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let d =
+                self.inner
+                    .store
+                    .directive(&j.id)
+                    .await?
+                    .ok_or_else(|| OrchestratorError::Job {
+                        job: j.id.clone(),
+                        reason: "directive missing from the store".into(),
+                    })?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Ledger decisions for grant/revoke directives, in order, in one transaction.
+    async fn decide(
+        &self,
+        ds: &[&AccessDirective],
+        now: Timestamp,
+    ) -> Result<Vec<Option<Decision>>> {
+        let mut changes = Vec::new();
+        let mut idx = Vec::new();
+        for (i, d) in ds.iter().enumerate() {
+            if let Some(key) = AssignmentKey::from_directive(d) {
+                let c = match d.action {
+                    Action::Revoke => LedgerChange::revoke(key, d.source.clone(), ctx(d, now)),
+                    _ => LedgerChange::grant(key, d.source.clone(), ctx(d, now)),
+                };
+                changes.push(c);
+                idx.push(i);
+            }
+        }
+        let decisions = if changes.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.apply_changes(&changes).await?
+        };
+        let mut out = vec![None; ds.len()];
+        for (i, dec) in idx.into_iter().zip(decisions) {
+            out[i] = Some(dec);
+        }
+        Ok(out)
+    }
+
+    /// Level-triggered: execute when intent and confirmed target state disagree, so a
+    /// re-plan after a crash decides the same way.
+    async fn plan_of(
+        &self,
+        d: &AccessDirective,
+        dec: Option<Decision>,
+        now: Timestamp,
+    ) -> Result<Plan> {
+        let mode = self.inner.store.coexistence(&d.system).await?;
+        let Some(dec) = dec else {
+            return Ok(match mode {
+                CoexistenceMode::ShadowCompare => Plan::Skip(format!(
+                    "{}: computed, not executed (the legacy provisioner executes)",
+                    mode.as_str()
+                )),
+                _ => Plan::Execute,
+            });
+        };
+        let grant = d.action != Action::Revoke;
+        let need = if grant {
+            dec.intended_sources > 0 && dec.confirmed_sources == 0
+        } else {
+            dec.intended_sources == 0 && dec.confirmed_sources > 0
+        };
+        if !need {
+            if !grant && dec.intended_sources > 0 {
+                // Drop the revoked source's provisional count: the target keeps the
+                // access for the remaining sources.
+                if let Some(key) = AssignmentKey::from_directive(d) {
+                    self.inner
+                        .store
+                        .confirm(&Confirmation::grant(key, d.source.clone(), ctx(d, now)))
+                        .await?;
+                }
+            }
+            let reason = if grant {
+                if dec.confirmed_sources > 0 {
+                    format!(
+                        "no target change: access already provisioned ({} source(s) now intend it)",
+                        dec.intended_sources
+                    )
+                } else {
+                    "no target change: source no longer intends this access".to_string()
+                }
+            } else if dec.intended_sources > 0 {
+                format!(
+                    "no target change: {} other source(s) still grant this access",
+                    dec.intended_sources
+                )
+            } else {
+                "no target change: access was never provisioned".to_string()
+            };
+            return Ok(Plan::Skip(reason));
+        }
+        if mode == CoexistenceMode::ShadowCompare {
+            return Ok(Plan::Skip(format!(
+                "{}: computed, not executed (the legacy provisioner executes)",
+                mode.as_str()
+            )));
+        }
+        Ok(Plan::Execute)
+    }
+
+    async fn plan_pending(&self, r: &mut PassReport) -> Result<()> {
+        loop {
+            let jobs = self
+                .inner
+                .store
+                .jobs_by_state(JobStateName::Pending, STEP)
+                .await?;
+            if jobs.is_empty() {
+                return Ok(());
+            }
+            let ds = self.directives_of(&jobs).await?;
+            let now = self.now();
+            // Guardrail: removals per (tenant, system) in this step.
+            let mut removals: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+            for (i, d) in ds.iter().enumerate() {
+                if d.action.operation_kind().removes_access() {
+                    removals
+                        .entry((d.tenant.clone(), d.system.clone()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            let mut staged: HashMap<usize, String> = HashMap::new();
+            for ((tenant, system), idx) in &removals {
+                let guard = self.inner.systems[system].settings.guardrail;
+                if guard.max_removals.is_none() && guard.max_fraction.is_none() {
+                    continue;
+                }
+                let population = self
+                    .inner
+                    .store
+                    .system_assignments(tenant, system, false)
+                    .await?
+                    .len();
+                if let Some(reason) = guard.trips(idx.len(), population) {
+                    for &i in idx {
+                        staged.insert(i, reason.clone());
+                    }
+                }
+            }
+            let unstaged: Vec<&AccessDirective> = ds
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !staged.contains_key(i))
+                .map(|(_, d)| d)
+                .collect();
+            let decisions = self.decide(&unstaged, now).await?;
+            let mut commits = Vec::with_capacity(ds.len());
+            let mut k = 0;
+            for (i, d) in ds.iter().enumerate() {
+                if let Some(reason) = staged.remove(&i) {
+                    r.staged += 1;
+                    commits.push(
+                        OutcomeCommit::new(
+                            d.id.as_str(),
+                            JobState::Staged {
+                                reason: reason.clone(),
+                            },
+                            now,
+                        )
+                        .with_audit(
+                            audit(EventKind::DirectiveStaged, d, now, reason)
+                                .severity(Severity::Warning)
+                                .to_json(),
+                        ),
+                    );
+                    continue;
+                }
+                let dec = decisions[k];
+                k += 1;
+                match self.plan_of(d, dec, now).await? {
+                    Plan::Execute => {
+                        r.planned += 1;
+                        commits.push(
+                            OutcomeCommit::new(d.id.as_str(), JobState::Planned, now).with_audit(
+                                audit(EventKind::DirectivePlanned, d, now, "planned").to_json(),
+                            ),
+                        );
+                    }
+                    Plan::Skip(reason) => {
+                        r.skipped += 1;
+                        let mut c = OutcomeCommit::new(
+                            d.id.as_str(),
+                            JobState::Skipped {
+                                reason: reason.clone(),
+                            },
+                            now,
+                        );
+                        if dec.is_some() {
+                            c = c.with_audit(
+                                audit(EventKind::LedgerChanged, d, now, reason.clone())
+                                    .detail("source", d.source.key())
+                                    .to_json(),
+                            );
+                        }
+                        commits.push(c);
+                    }
+                }
+            }
+            for res in self.inner.store.commit_outcomes(&commits).await? {
+                res?;
+            }
+        }
+    }
+
+    /// Release staged jobs: their ledger change is applied now and they are planned
+    /// (or skipped when the reference count says no target change).
+    pub async fn release(&self, job_ids: &[String]) -> Result<usize> {
+        let now = self.now();
+        let mut n = 0;
+        for id in job_ids {
+            let job = self.staged_job(id).await?;
+            let d = self
+                .directives_of(std::slice::from_ref(&job))
+                .await?
+                .remove(0);
+            let dec = self.decide(&[&d], now).await?.remove(0);
+            let plan = self.plan_of(&d, dec, now).await?;
+            let released = audit(
+                EventKind::DirectiveReleased,
+                &d,
+                now,
+                "released after review",
+            )
+            .to_json();
+            let mut commits =
+                vec![OutcomeCommit::new(id.clone(), JobState::Planned, now).with_audit(released)];
+            if let Plan::Skip(reason) = plan {
+                commits.push(OutcomeCommit::new(
+                    id.clone(),
+                    JobState::Skipped { reason },
+                    now,
+                ));
+            }
+            for res in self.inner.store.commit_outcomes(&commits).await? {
+                res?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Cancel staged jobs (nothing was applied to the ledger or the target).
+    pub async fn cancel(&self, job_ids: &[String], reason: &str) -> Result<usize> {
+        let now = self.now();
+        for id in job_ids {
+            self.staged_job(id).await?;
+            self.inner
+                .store
+                .transition_job(
+                    id,
+                    JobState::Cancelled {
+                        reason: reason.to_string(),
+                    },
+                    None,
+                    now,
+                )
+                .await?;
+        }
+        Ok(job_ids.len())
+    }
+
+    async fn staged_job(&self, id: &str) -> Result<FulfillmentJob> {
+        let job = self
+            .inner
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| OrchestratorError::Job {
+                job: id.to_string(),
+                reason: "no such job".into(),
+            })?;
+        if job.state.name() != JobStateName::Staged {
+            return Err(OrchestratorError::Job {
+                job: id.to_string(),
+                reason: format!("is {}, not staged", job.state.name()),
+            });
+        }
+        Ok(job)
+    }
+
+    fn retry_delay(&self, system: &str, retry: u32, after: Option<Duration>) -> Duration {
+        let policy = &self.inner.systems[system].settings.retry;
+        let mut rng = self.inner.rng.lock().expect("rng lock");
+        policy.delay(retry, after, &mut *rng)
+    }
+
+    async fn execute(&self, claimed: Vec<ClaimedJob>, r: &mut PassReport) -> Result<()> {
+        let now = self.now();
+        // Expand; legacy-proxy systems are not executed by us.
+        let mut ops: Vec<Operation> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
+        let mut modes: HashMap<String, CoexistenceMode> = HashMap::new();
+        for (j, c) in claimed.iter().enumerate() {
+            let settings = &self.inner.systems[&c.directive.system].settings;
+            for op in c.directive.operations(settings.expand) {
+                ops.push(op);
+                owner.push(j);
+            }
+            if !modes.contains_key(&c.directive.system) {
+                let m = self.inner.store.coexistence(&c.directive.system).await?;
+                modes.insert(c.directive.system.clone(), m);
+            }
+        }
+        r.operations += ops.len();
+        let mut results: Vec<Option<ItemResult>> = vec![None; ops.len()];
+        match self.inner.resolver.plan(ops.clone()) {
+            Err(e) => {
+                for res in results.iter_mut() {
+                    *res = Some(ItemResult {
+                        result: Err(AdapterError::new(ErrorKind::InvalidInput, e.to_string())),
+                        errors: vec![],
+                        attempts: 0,
+                    });
+                }
+            }
+            Ok(plan) => {
+                let mut status: Vec<Option<OpStatus>> = vec![None; ops.len()];
+                for wave in plan.waves() {
+                    let mut by_system: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+                    for &i in wave {
+                        match plan.gate(i, |d| status[d]) {
+                            Gate::Run => {
+                                by_system.entry(ops[i].system.as_str()).or_default().push(i)
+                            }
+                            Gate::Fail { dependency }
+                            | Gate::Skip { dependency }
+                            | Gate::Waiting { dependency } => {
+                                let msg = format!(
+                                    "not attempted: dependency `{}` did not succeed",
+                                    ops[dependency].describe()
+                                );
+                                status[i] = Some(OpStatus::Failed);
+                                results[i] = Some(ItemResult {
+                                    result: Err(AdapterError::new(ErrorKind::Unavailable, msg)),
+                                    errors: vec![],
+                                    attempts: 0,
+                                });
+                            }
+                        }
+                    }
+                    let futs = by_system.into_iter().map(|(system, idx)| {
+                        let sys = &self.inner.systems[system];
+                        let legacy = modes.get(system) == Some(&CoexistenceMode::LegacyProxy);
+                        let batch: Vec<Operation> = idx.iter().map(|&i| ops[i].clone()).collect();
+                        async move {
+                            let res = if legacy {
+                                batch
+                                    .iter()
+                                    .map(|_| ItemResult {
+                                        result: Ok(Outcome::Pending {
+                                            external_ref: format!("legacy:{system}"),
+                                        }),
+                                        errors: vec![],
+                                        attempts: 0,
+                                    })
+                                    .collect()
+                            } else {
+                                exec::execute(sys.adapter.as_ref(), &batch, &sys.settings).await
+                            };
+                            (idx, res)
+                        }
+                    });
+                    let done = futures::future::join_all(futs).await;
+                    self.inner.crash.hit("mid_batch");
+                    for (idx, res) in done {
+                        for (i, ir) in idx.into_iter().zip(res) {
+                            status[i] = Some(match &ir.result {
+                                Ok(o) if o.is_done() => OpStatus::Succeeded,
+                                Ok(_) => OpStatus::Skipped,
+                                Err(_) => OpStatus::Failed,
+                            });
+                            results[i] = Some(ir);
+                        }
+                    }
+                }
+            }
+        }
+        self.inner.crash.hit("after_apply_before_commit");
+
+        // One commit per job, all in one transaction; receipts chained per system.
+        let mut per_job: Vec<Vec<usize>> = vec![Vec::new(); claimed.len()];
+        for (i, &j) in owner.iter().enumerate() {
+            per_job[j].push(i);
+        }
+        let mut chains = self.inner.chains.lock().await;
+        let mut commits = Vec::with_capacity(claimed.len());
+        let mut reports = Vec::new();
+        let mut systems_touched = Vec::new();
+        for (j, c) in claimed.iter().enumerate() {
+            let d = &c.directive;
+            let items: Vec<(&Operation, &ItemResult)> = per_job[j]
+                .iter()
+                .map(|&i| (&ops[i], results[i].as_ref().expect("result")))
+                .collect();
+            let first_err = items.iter().find_map(|(_, ir)| ir.result.as_ref().err());
+            let pending = items.iter().find_map(|(_, ir)| match &ir.result {
+                Ok(Outcome::Pending { external_ref }) => Some(external_ref.clone()),
+                _ => None,
+            });
+            let attempts_so_far = c.job.attempts.len() as u32;
+            let commit = match (first_err, pending) {
+                (None, None) => {
+                    r.succeeded += 1;
+                    let mut commit = OutcomeCommit::new(d.id.as_str(), JobState::Succeeded, now);
+                    let mut receipt_ids = Vec::new();
+                    for (op, ir) in &items {
+                        let outcome = match ir.result.as_ref().expect("success") {
+                            Outcome::Applied { .. } => iga_receipt::Outcome::Applied,
+                            _ => iga_receipt::Outcome::AlreadyInState,
+                        };
+                        let rec = self
+                            .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                            .await?;
+                        receipt_ids.push(rec.receipt_id.clone());
+                        commit = commit
+                            .with_audit(
+                                audit(EventKind::OperationExecuted, d, now, op.describe())
+                                    .operation(op.id.0.clone())
+                                    .outcome(
+                                        ir.result.as_ref().map(|o| o.name()).unwrap_or("error"),
+                                    )
+                                    .to_json(),
+                            )
+                            .with_audit(
+                                audit(EventKind::ReceiptWritten, d, now, "receipt written")
+                                    .receipt(rec.receipt_id.clone())
+                                    .to_json(),
+                            )
+                            .with_receipt(rec);
+                        r.receipts += 1;
+                    }
+                    if let Some(key) = AssignmentKey::from_directive(d) {
+                        let conf = match d.action {
+                            Action::Revoke => {
+                                Confirmation::revoke(key, d.source.clone(), ctx(d, now))
+                            }
+                            _ => Confirmation::grant(key, d.source.clone(), ctx(d, now)),
+                        };
+                        commit = commit.with_confirm(conf).with_audit(
+                            audit(EventKind::LedgerChanged, d, now, "confirmed on target")
+                                .detail("source", d.source.key())
+                                .to_json(),
+                        );
+                    }
+                    reports.push(FulfillmentReport::Fulfilled {
+                        directive_id: d.id.clone(),
+                        approval: d.approval.clone(),
+                        receipt_ids,
+                    });
+                    commit
+                }
+                (None, Some(external_ref)) => {
+                    r.awaiting += 1;
+                    OutcomeCommit::new(
+                        d.id.as_str(),
+                        JobState::AwaitingExternal {
+                            external_ref: external_ref.clone(),
+                        },
+                        now,
+                    )
+                    .with_audit(
+                        audit(
+                            EventKind::OperationExecuted,
+                            d,
+                            now,
+                            format!("awaiting {external_ref}"),
+                        )
+                        .to_json(),
+                    )
+                }
+                (Some(err), _) => {
+                    let attempt = attempts_so_far + 1;
+                    let seen: Vec<&str> = items
+                        .iter()
+                        .flat_map(|(_, ir)| ir.errors.iter().map(|e| e.kind().as_str()))
+                        .collect();
+                    let summary = match (summarize(err), seen.len()) {
+                        (s, 0 | 1) => s,
+                        (s, _) => Some(format!(
+                            "{}in-pass errors: {}",
+                            s.map(|s| format!("{s}; ")).unwrap_or_default(),
+                            seen.join(", ")
+                        )),
+                    };
+                    let record = AttemptRecord::new(
+                        attempt,
+                        now,
+                        err.kind().as_str(),
+                        err.message().to_string(),
+                        summary,
+                    );
+                    let temporary = matches!(
+                        err.retry(),
+                        RetryStatus::Temporary { .. } | RetryStatus::Exhausted { .. }
+                    );
+                    let retries = self.inner.systems[&d.system].settings.retry.max_retries;
+                    if temporary && attempt <= retries {
+                        r.retrying += 1;
+                        let delay = self.retry_delay(&d.system, attempt, err.retry_after());
+                        let next_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                        OutcomeCommit::new(
+                            d.id.as_str(),
+                            JobState::Retrying { attempt, next_at },
+                            now,
+                        )
+                        .with_attempt(record)
+                        .with_audit(
+                            audit(EventKind::AttemptFailed, d, now, err.to_string())
+                                .severity(Severity::Warning)
+                                .detail("next_at", next_at.to_rfc3339())
+                                .to_json(),
+                        )
+                    } else {
+                        r.escalated += 1;
+                        let reason = if temporary {
+                            format!(
+                                "retries exhausted after {attempt} attempts: {}",
+                                err.summary()
+                            )
+                        } else {
+                            format!("permanent failure: {}", err.summary())
+                        };
+                        let mut attempts = c.job.attempts.clone();
+                        attempts.push(record.clone());
+                        let mut commit = OutcomeCommit::new(
+                            d.id.as_str(),
+                            JobState::Escalated {
+                                reason: reason.clone(),
+                                attempts,
+                            },
+                            now,
+                        )
+                        .with_attempt(record)
+                        .with_audit(
+                            audit(EventKind::JobEscalated, d, now, reason.clone())
+                                .severity(Severity::Error)
+                                .to_json(),
+                        );
+                        for (op, ir) in &items {
+                            let outcome = match &ir.result {
+                                Ok(Outcome::Applied { .. }) => iga_receipt::Outcome::Applied,
+                                Ok(_) => iga_receipt::Outcome::AlreadyInState,
+                                Err(e) => {
+                                    iga_receipt::Outcome::escalated(e.kind().as_str(), e.message())
+                                }
+                            };
+                            let rec = self
+                                .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                                .await?;
+                            commit = commit.with_receipt(rec);
+                            r.receipts += 1;
+                        }
+                        reports.push(FulfillmentReport::NeedsAttention {
+                            directive_id: d.id.clone(),
+                            approval: d.approval.clone(),
+                            message: reason,
+                        });
+                        commit
+                    }
+                }
+            };
+            if !systems_touched.contains(&d.system) {
+                systems_touched.push(d.system.clone());
+            }
+            commits.push(commit);
+        }
+        r.executed += commits.len();
+        let results = match self.inner.store.commit_outcomes(&commits).await {
+            Ok(rs) => rs,
+            Err(e) => {
+                for s in &systems_touched {
+                    chains.remove(s);
+                }
+                return Err(e.into());
+            }
+        };
+        let mut failed = None;
+        let mut follow_ups = Vec::new();
+        for (res, c) in results.into_iter().zip(&claimed) {
+            match res {
+                Ok(cr) => {
+                    if let Some(co) = cr.confirm {
+                        if co.revoke_needed || co.regrant_needed {
+                            follow_ups.push(self.follow_up(&c.directive, co.revoke_needed, now));
+                        }
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            for s in &systems_touched {
+                chains.remove(s);
+            }
+            drop(chains);
+            self.inner
+                .store
+                .requeue_in_flight(Some(&self.inner.node), now)
+                .await?;
+            return Err(e.into());
+        }
+        drop(chains);
+        self.inner.crash.hit("after_commit_before_ack");
+        if !follow_ups.is_empty() {
+            self.inner
+                .store
+                .persist_directives(&follow_ups, now)
+                .await?;
+        }
+        self.report_to_sources(&reports).await;
+        Ok(())
+    }
+
+    /// A directive that re-applies the ledger's intent after a race (a revoke landed
+    /// while the grant was in flight, or the reverse).
+    fn follow_up(&self, d: &AccessDirective, revoke: bool, now: Timestamp) -> AccessDirective {
+        let (action, tag) = if revoke {
+            (Action::Revoke, "revoke")
+        } else {
+            (Action::Grant, "regrant")
+        };
+        let mut b = AccessDirective::builder(&d.tenant, &d.system, d.identity.clone(), action)
+            .source(d.source.clone())
+            .id(format!("{}~{tag}", d.id))
+            .requested_at(now);
+        if let Some(e) = &d.entitlement {
+            b = b.entitlement(e.clone());
+        }
+        if let Some(a) = &d.approval {
+            b = b.approval(a.clone());
+        }
+        b.build().expect("derived from a valid directive")
+    }
+
+    async fn report_to_sources(&self, reports: &[FulfillmentReport]) {
+        if self.inner.sources.is_empty() {
+            return;
+        }
+        for rep in reports {
+            let approval = match rep {
+                FulfillmentReport::Fulfilled { approval, .. }
+                | FulfillmentReport::NeedsAttention { approval, .. } => approval,
+                _ => &None,
+            };
+            let Some(a) = approval else { continue };
+            for s in &self.inner.sources {
+                if s.name() == a.system || self.inner.sources.len() == 1 {
+                    if let Err(e) = s.report(rep).await {
+                        tracing::warn!(source = s.name(), error = %e, "write-back to source failed");
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn receipt(
+        &self,
+        chains: &mut HashMap<String, ChainState>,
+        d: &AccessDirective,
+        op: &Operation,
+        outcome: iga_receipt::Outcome,
+        ir: &ItemResult,
+        previous_attempts: u32,
+        now: Timestamp,
+    ) -> Result<iga_ledger::ReceiptRecord> {
+        if !chains.contains_key(&d.system) {
+            let id = ChainId::new(&self.inner.node, &d.system)?;
+            let state = match self.inner.store.chain_head(id.as_str()).await? {
+                Some(h) => ChainState::resume(id, h.seq, h.payload_sha256),
+                None => ChainState::genesis(id),
+            };
+            chains.insert(d.system.clone(), state);
+        }
+        let chain = chains.get_mut(&d.system).expect("inserted");
+        let mut draft = ReceiptDraft::for_operation(op, outcome, now)?
+            .attempts(previous_attempts + ir.attempts.max(1))
+            .source(d.source.key());
+        if let Some(a) = &d.approval {
+            draft = draft.approval(a.clone());
+        }
+        if let Some(n) = ir.result.as_ref().ok().and_then(|o| o.native_id()) {
+            draft = draft.native_id(n);
+        }
+        let signed = chain.append(&self.inner.signer, draft, now)?;
+        let rec = signed.to_record();
+        Ok(iga_ledger::ReceiptRecord {
+            prev_sha256: if rec.seq == 1 {
+                None
+            } else {
+                Some(rec.prev_sha256.clone())
+            },
+            receipt_id: rec.receipt_id,
+            chain_id: rec.chain_id,
+            seq: rec.seq,
+            directive_id: rec.directive_id,
+            operation_id: rec.operation_id,
+            jws: rec.jws,
+            payload_sha256: rec.payload_sha256,
+            created_at: rec.created_at,
+        })
+    }
+
+    /// Poll jobs waiting for an external completion (tickets, manual tasks, async APIs,
+    /// legacy provisioners): re-applying an operation is idempotent, so it answers
+    /// `Pending` while open and applied/already-in-state once done. Legacy-proxy jobs
+    /// complete when the target shows the change.
+    async fn poll_external(&self, r: &mut PassReport) -> Result<()> {
+        let now = self.now();
+        let jobs = self
+            .inner
+            .store
+            .jobs_by_state(JobStateName::AwaitingExternal, STEP)
+            .await?;
+        let due: Vec<FulfillmentJob> = jobs
+            .into_iter()
+            .filter(|j| {
+                now - j.updated_at
+                    >= chrono::Duration::from_std(self.inner.external_poll).unwrap_or_default()
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let ds = self.directives_of(&due).await?;
+        for (job, d) in due.iter().zip(&ds) {
+            let legacy = matches!(&job.state, JobState::AwaitingExternal { external_ref } if external_ref.starts_with("legacy:"));
+            let done = if legacy {
+                self.target_shows(d).await?
+            } else {
+                let sys = &self.inner.systems[&d.system];
+                let ops = d.operations(sys.settings.expand);
+                let res = exec::execute(sys.adapter.as_ref(), &ops, &sys.settings).await;
+                res.iter()
+                    .all(|ir| matches!(&ir.result, Ok(o) if o.is_done()))
+            };
+            if !done {
+                continue;
+            }
+            r.completed_external += 1;
+            let mut commit = OutcomeCommit::new(d.id.as_str(), JobState::Succeeded, now)
+                .with_audit(
+                    audit(
+                        EventKind::OperationExecuted,
+                        d,
+                        now,
+                        "external completion observed",
+                    )
+                    .to_json(),
+                );
+            if let Some(key) = AssignmentKey::from_directive(d) {
+                let conf = match d.action {
+                    Action::Revoke => Confirmation::revoke(key, d.source.clone(), ctx(d, now)),
+                    _ => Confirmation::grant(key, d.source.clone(), ctx(d, now)),
+                };
+                commit = commit.with_confirm(conf);
+            }
+            self.inner.store.commit_outcome(&commit).await?;
+        }
+        Ok(())
+    }
+
+    async fn target_shows(&self, d: &AccessDirective) -> Result<bool> {
+        let Some(e) = &d.entitlement else {
+            return Ok(false);
+        };
+        let adapter = &self.inner.systems[&d.system].adapter;
+        let held = adapter
+            .list_all_assignments(&AssignmentScope::Account(iga_adapter::AccountRef::of(
+                &d.identity,
+            )))
+            .await?
+            .iter()
+            .any(|a| a.entitlement.kind == e.kind && a.entitlement.id == e.id);
+        Ok(held == (d.action != Action::Revoke))
+    }
+
+    /// Dry run: exactly what `submit` + `run_until_idle` would execute now, which
+    /// directives change nothing (and why), and what a guardrail would stage. Nothing
+    /// is persisted or executed.
+    pub async fn plan(&self, ds: &[AccessDirective]) -> Result<DryRunPlan> {
+        self.validate(ds)?;
+        let mut plan = DryRunPlan::default();
+        let mut removals: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        for (i, d) in ds.iter().enumerate() {
+            if d.action.operation_kind().removes_access() {
+                removals
+                    .entry((d.tenant.clone(), d.system.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let mut staged = HashMap::new();
+        for ((tenant, system), idx) in &removals {
+            let guard = self.inner.systems[system].settings.guardrail;
+            let population = self
+                .inner
+                .store
+                .system_assignments(tenant, system, false)
+                .await?
+                .len();
+            if let Some(reason) = guard.trips(idx.len(), population) {
+                for &i in idx {
+                    staged.insert(i, reason.clone());
+                }
+            }
+        }
+        // Simulated intent per assignment: source key -> (intended, confirmed).
+        let mut sim: HashMap<AssignmentKey, BTreeMap<String, (bool, bool)>> = HashMap::new();
+        let mut ops = Vec::new();
+        for (i, d) in ds.iter().enumerate() {
+            if let Some(reason) = staged.get(&i) {
+                plan.staged.push(NoOpDirective {
+                    directive_id: d.id.clone(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            let mode = self.inner.store.coexistence(&d.system).await?;
+            let execute = match AssignmentKey::from_directive(d) {
+                None => true,
+                Some(key) => {
+                    if !sim.contains_key(&key) {
+                        let rows = self
+                            .inner
+                            .store
+                            .sources_of(&key)
+                            .await?
+                            .into_iter()
+                            .map(|s| (s.source.key(), (s.intended, s.confirmed)))
+                            .collect();
+                        sim.insert(key.clone(), rows);
+                    }
+                    let rows = sim.get_mut(&key).expect("inserted");
+                    let visible = rows.values().any(|(_, c)| *c);
+                    if d.action == Action::Revoke {
+                        if let Some(r) = rows.get_mut(&d.source.key()) {
+                            r.0 = false;
+                        }
+                        let intended = rows.values().any(|(i, _)| *i);
+                        let exec = !intended && visible;
+                        if exec {
+                            rows.values_mut().for_each(|r| r.1 = false);
+                        } else {
+                            plan.no_ops.push(NoOpDirective {
+                                directive_id: d.id.clone(),
+                                reason: if intended {
+                                    "other sources still grant this access".into()
+                                } else {
+                                    "access was never provisioned".into()
+                                },
+                            });
+                        }
+                        exec
+                    } else {
+                        let intended_before = rows.values().any(|(i, _)| *i);
+                        rows.insert(d.source.key(), (true, visible));
+                        let exec = !visible;
+                        if exec {
+                            rows.values_mut().for_each(|r| r.1 = true);
+                        } else {
+                            plan.no_ops.push(NoOpDirective {
+                                directive_id: d.id.clone(),
+                                reason: if intended_before {
+                                    "already granted through another source".into()
+                                } else {
+                                    "already provisioned".into()
+                                },
+                            });
+                        }
+                        exec
+                    }
+                }
+            };
+            if !execute {
+                continue;
+            }
+            if mode == CoexistenceMode::ShadowCompare {
+                plan.no_ops.push(NoOpDirective {
+                    directive_id: d.id.clone(),
+                    reason: "SHADOW_COMPARE: computed, not executed".into(),
+                });
+                continue;
+            }
+            ops.extend(d.operations(self.inner.systems[&d.system].settings.expand));
+        }
+        let resolved = self.inner.resolver.plan(ops)?;
+        for wave in resolved.waves() {
+            plan.waves.push(
+                wave.iter()
+                    .map(|&i| {
+                        let op = resolved.operation(i);
+                        PlannedOperation {
+                            directive_id: op.directive_id.clone(),
+                            operation_id: op.id.0.clone(),
+                            description: op.describe(),
+                            system: op.system.clone(),
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        Ok(plan)
+    }
+
+    /// A job by id (= directive id).
+    pub async fn job(&self, id: &str) -> Result<Option<FulfillmentJob>> {
+        Ok(self.inner.store.job(id).await?)
+    }
+
+    /// Jobs in one state.
+    pub async fn jobs(&self, state: JobStateName, limit: usize) -> Result<Vec<FulfillmentJob>> {
+        Ok(self.inner.store.jobs_by_state(state, limit).await?)
+    }
+
+    /// Jobs of one system in one state.
+    pub async fn jobs_of_system(
+        &self,
+        system: &str,
+        state: JobStateName,
+        limit: usize,
+    ) -> Result<Vec<FulfillmentJob>> {
+        Ok(self
+            .inner
+            .store
+            .jobs_by_state(state, usize::MAX >> 1)
+            .await?
+            .into_iter()
+            .filter(|j| j.system == system)
+            .take(limit)
+            .collect())
+    }
+
+    /// Jobs of one identity (any state).
+    pub async fn jobs_of_identity(
+        &self,
+        identity: &str,
+    ) -> Result<Vec<(AccessDirective, FulfillmentJob)>> {
+        let mut out = Vec::new();
+        for s in JobStateName::ALL {
+            for j in self.inner.store.jobs_by_state(s, usize::MAX >> 1).await? {
+                if let Some(d) = self.inner.store.directive(&j.id).await? {
+                    if d.identity.id == identity {
+                        out.push((d, j));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Job counts by state.
+    pub async fn status(&self) -> Result<StatusSummary> {
+        let mut s = StatusSummary::default();
+        for n in JobStateName::ALL {
+            let c = self
+                .inner
+                .store
+                .jobs_by_state(n, usize::MAX >> 1)
+                .await?
+                .len();
+            if c > 0 {
+                s.by_state.insert(n.as_str().to_string(), c);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Compare the ledger's intended state of `system` in `tenant` with what its adapter
+    /// lists.
+    pub async fn reconcile(&self, tenant: &str, system: &str) -> Result<DriftReport> {
+        let sys = self
+            .inner
+            .systems
+            .get(system)
+            .ok_or_else(|| OrchestratorError::Config(format!("unknown system `{system}`")))?;
+        let mut intended = BTreeMap::new();
+        for a in self
+            .inner
+            .store
+            .system_assignments(tenant, system, false)
+            .await?
+        {
+            intended.insert(
+                (a.key.identity.clone(), a.key.entitlement.key()),
+                (a.key.entitlement.clone(), a.intended(), a.target_visible()),
+            );
+        }
+        let mut actual = BTreeMap::new();
+        for a in sys
+            .adapter
+            .list_all_assignments(&AssignmentScope::All)
+            .await?
+        {
+            let who = a.identity_id.clone().unwrap_or(a.account_native_id.clone());
+            let e = iga_directive::EntitlementRef::new(
+                a.entitlement.kind.clone(),
+                a.entitlement.id.clone(),
+            );
+            actual.insert((who, e.key()), e);
+        }
+        Ok(reconcile::compare(tenant, system, &intended, &actual))
+    }
+
+    /// Switch a system's coexistence mode. Switching to `NATIVE` first adopts what the
+    /// target already shows for intended assignments (confirms them in the ledger), so
+    /// access the legacy tool provisioned is not provisioned twice.
+    pub async fn set_coexistence(
+        &self,
+        tenant: &str,
+        system: &str,
+        mode: CoexistenceMode,
+    ) -> Result<usize> {
+        let now = self.now();
+        let mut adopted = 0;
+        if mode == CoexistenceMode::Native {
+            let report = self.reconcile(tenant, system).await?;
+            for item in report
+                .mismatched
+                .iter()
+                .filter(|i| i.detail.starts_with("present"))
+            {
+                let key =
+                    AssignmentKey::new(tenant, &item.identity, system, item.entitlement.clone());
+                for s in self.inner.store.sources_of(&key).await? {
+                    if s.intended {
+                        self.inner
+                            .store
+                            .confirm(&Confirmation::grant(
+                                key.clone(),
+                                s.source.clone(),
+                                ChangeContext::at(now).actor("coexistence-adoption"),
+                            ))
+                            .await?;
+                        adopted += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        self.inner.store.set_coexistence(system, mode, now).await?;
+        Ok(adopted)
+    }
+
+    /// Verify every receipt chain this node wrote (signatures, hashes, order, gaps);
+    /// one report per non-empty chain — check [`ChainReport::is_ok`].
+    pub async fn verify_receipts(&self) -> Result<Vec<(String, ChainReport)>> {
+        let mut out = Vec::new();
+        for system in self.inner.systems.keys() {
+            let id = ChainId::new(&self.inner.node, system)?;
+            let records = self.export_chain(id.as_str()).await?;
+            if records.is_empty() {
+                continue;
+            }
+            let report = iga_receipt::verify_chain(&records, None, &self.inner.keys);
+            out.push((id.as_str().to_string(), report));
+        }
+        Ok(out)
+    }
+
+    /// Every receipt of a chain, as iga-receipt records (for export and verification).
+    pub async fn export_chain(&self, chain_id: &str) -> Result<Vec<iga_receipt::ReceiptRecord>> {
+        let mut out = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = self.inner.store.receipts(chain_id, from, 5000).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            from = page.last().expect("non-empty").seq + 1;
+            for r in page {
+                out.push(iga_receipt::ReceiptRecord::new(
+                    r.receipt_id,
+                    r.chain_id,
+                    r.seq,
+                    r.directive_id,
+                    r.operation_id,
+                    r.jws,
+                    r.payload_sha256,
+                    r.prev_sha256
+                        .unwrap_or_else(|| iga_receipt::GENESIS_SHA256.to_string()),
+                    r.created_at,
+                ));
+            }
+        }
+    }
+
+    /// The source key a directive counts under in the ledger (for callers building
+    /// revocations).
+    pub fn source_key(source: &GrantSource) -> String {
+        source.key()
+    }
+}
