@@ -433,6 +433,7 @@ struct Inner {
     faults_injected: AtomicU64,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// The in-memory reference target. Cloning shares the same target.
@@ -557,9 +558,26 @@ impl MemoryAdapter {
                 faults_injected: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
+                down: std::sync::atomic::AtomicBool::new(false),
                 config,
             }),
         }
+    }
+
+    /// Take the target down (every call fails with `Unavailable`, "connection refused",
+    /// nothing applied) or bring it back up.
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Whether the target is down.
+    pub fn is_down(&self) -> bool {
+        self.inner.down.load(Ordering::SeqCst)
+    }
+
+    fn down_error(&self) -> Option<Error> {
+        self.is_down()
+            .then(|| self.err(ErrorKind::Unavailable, "connection refused: target is down"))
     }
 
     /// Queue a fault for the next call or batch item.
@@ -1050,6 +1068,9 @@ impl ProvisioningAdapter for MemoryAdapter {
 
     async fn check(&self) -> Result<()> {
         let _g = self.enter().await;
+        if let Some(e) = self.down_error() {
+            return Err(e.with_operation("check"));
+        }
         match self.next_fault(false) {
             None | Some(Fault::ItemFailure) | Some(Fault::ResponseLost) => Ok(()),
             Some(f) => Err(self.fault_error(&f).with_operation("check")),
@@ -1064,6 +1085,9 @@ impl ProvisioningAdapter for MemoryAdapter {
             .map_err(|e| e.with_connector(KIND))?;
         let _g = self.enter().await;
         self.inner.apply_calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.down_error() {
+            return Err(e);
+        }
         let fault = self.next_fault(true);
         if fault == Some(Fault::Timeout) {
             tokio::time::sleep(self.inner.config.faults.timeout_after).await;
@@ -1105,6 +1129,9 @@ impl ProvisioningAdapter for MemoryAdapter {
         self.inner
             .batch_items
             .fetch_add(ops.len() as u64, Ordering::SeqCst);
+        if let Some(e) = self.down_error() {
+            return ops.iter().map(|_| Err(e.clone())).collect();
+        }
         // A whole-call timeout: nothing applied.
         let fc = &self.inner.config.faults;
         if fc.timeout > 0.0 {
@@ -1137,6 +1164,9 @@ impl ProvisioningAdapter for MemoryAdapter {
     async fn read(&self, object: &ObjectRef) -> Result<Option<Observed>> {
         self.inner.caps.check_call("read")?;
         let _g = self.enter().await;
+        if let Some(e) = self.down_error() {
+            return Err(e);
+        }
         let st = self.state();
         Ok(match object {
             ObjectRef::Account(r) => st
@@ -1153,6 +1183,9 @@ impl ProvisioningAdapter for MemoryAdapter {
     async fn list_accounts(&self, page: PageRequest) -> Result<Page<Account>> {
         self.inner.caps.check_call("list_accounts")?;
         let _g = self.enter().await;
+        if let Some(e) = self.down_error() {
+            return Err(e);
+        }
         let st = self.state();
         page_of(
             st.accounts.iter().map(|(k, a)| (k.clone(), a.to_account())),
@@ -1165,6 +1198,9 @@ impl ProvisioningAdapter for MemoryAdapter {
     async fn list_entitlements(&self, page: PageRequest) -> Result<Page<EntitlementInfo>> {
         self.inner.caps.check_call("list_entitlements")?;
         let _g = self.enter().await;
+        if let Some(e) = self.down_error() {
+            return Err(e);
+        }
         let st = self.state();
         page_of(
             st.entitlements
@@ -1183,6 +1219,9 @@ impl ProvisioningAdapter for MemoryAdapter {
     ) -> Result<Page<Assignment>> {
         self.inner.caps.check_call("list_assignments")?;
         let _g = self.enter().await;
+        if let Some(e) = self.down_error() {
+            return Err(e);
+        }
         let st = self.state();
         let only_account = match scope {
             AssignmentScope::Account(r) => match st.find(r) {

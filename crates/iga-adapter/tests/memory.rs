@@ -287,3 +287,21 @@ async fn memory_source_polls_with_a_cursor_and_records_reports() {
     s.report(&r).await.unwrap();
     assert_eq!(s.reports(), vec![r]);
 }
+
+#[tokio::test]
+async fn a_target_that_is_down_refuses_everything_and_applies_nothing() {
+    let a = seeded(MemoryAdapter::config("m").batch_max(5), 2);
+    a.set_down(true);
+    let e = a.apply(&grant("u0", "G")).await.unwrap_err();
+    assert_eq!((e.kind(), e.is_retryable()), (ErrorKind::Unavailable, true));
+    let r = a.apply_batch(&[grant("u0", "G"), grant("u1", "G")]).await;
+    assert!(
+        r.iter()
+            .all(|x| x.as_ref().unwrap_err().kind() == ErrorKind::Unavailable)
+    );
+    assert_eq!(a.check().await.unwrap_err().kind(), ErrorKind::Unavailable);
+    assert!(a.list_accounts(PageRequest::first(5)).await.is_err());
+    assert!(a.members(&EntitlementRef::group("G")).is_empty());
+    a.set_down(false);
+    assert!(a.apply(&grant("u0", "G")).await.unwrap().changed());
+}

@@ -352,8 +352,11 @@ impl Orchestrator {
         &self.inner.keys
     }
 
+    /// Now, at the store's precision (microseconds), so receipts read back from the
+    /// store are byte-identical to what was signed.
     fn now(&self) -> Timestamp {
-        self.inner.clock.now()
+        let t = self.inner.clock.now();
+        chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
     }
 
     fn validate(&self, ds: &[AccessDirective]) -> Result<()> {
