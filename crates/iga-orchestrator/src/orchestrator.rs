@@ -1550,6 +1550,41 @@ impl Orchestrator {
         Ok(adopted)
     }
 
+    /// Turn drift into directives: a grant for each assignment the ledger intends but the
+    /// target lacks (carrying an intended source), so the normal pipeline provisions it.
+    /// Access on the target that no source intends is reported, not revoked: removing it
+    /// needs a decision (submit a revoke with the right source, or import it). With
+    /// `dry_run` nothing is submitted.
+    pub async fn remediate(&self, tenant: &str, system: &str, dry_run: bool) -> Result<Vec<AccessDirective>> {
+        let report = self.reconcile(tenant, system).await?;
+        let now = self.now();
+        let mut out = Vec::new();
+        for item in &report.missing {
+            let key = AssignmentKey::new(tenant, &item.identity, system, item.entitlement.clone());
+            let Some(src) = self.inner.store.sources_of(&key).await?.into_iter().find(|s| s.intended) else {
+                continue;
+            };
+            let id = format!("remediate:{}:{}:{}", key, src.source.key(), now.timestamp_micros());
+            let mut b = AccessDirective::builder(tenant, system, iga_directive::Identity::person(&item.identity), Action::Grant)
+                .entitlement(item.entitlement.clone())
+                .source(src.source.clone())
+                .id(id)
+                .requested_at(now);
+            if let GrantSource::Request { approval } = &src.source {
+                let (sys, ticket) = approval.split_once(':').unwrap_or((approval.as_str(), ""));
+                b = b.approval(iga_directive::ApprovalRef::new(sys, ticket));
+            }
+            match b.build() {
+                Ok(d) => out.push(d),
+                Err(e) => tracing::warn!(error = %e, "remediation directive skipped"),
+            }
+        }
+        if !dry_run && !out.is_empty() {
+            self.submit(out.clone()).await?;
+        }
+        Ok(out)
+    }
+
     /// Verify every receipt chain this node wrote (signatures, hashes, order, gaps);
     /// one report per non-empty chain — check [`ChainReport::is_ok`].
     pub async fn verify_receipts(&self) -> Result<Vec<(String, ChainReport)>> {
