@@ -80,7 +80,11 @@ impl fmt::Debug for FlatFileAdapter {
 
 impl fmt::Display for FlatFileAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "flatfile:{} ({})", self.inner.cfg.name, self.inner.cfg.file)
+        write!(
+            f,
+            "flatfile:{} ({})",
+            self.inner.cfg.name, self.inner.cfg.file
+        )
     }
 }
 
@@ -91,7 +95,8 @@ fn cfg_err(msg: impl Into<String>) -> Error {
 fn import_err(e: ImportError) -> Error {
     match e {
         ImportError::Io { source, file } => classify_io(&source, &format!("read {file}")),
-        other => Error::new(ErrorKind::InvalidInput, format!("target file: {other}")).with_connector(KIND),
+        other => Error::new(ErrorKind::InvalidInput, format!("target file: {other}"))
+            .with_connector(KIND),
     }
 }
 
@@ -114,7 +119,8 @@ impl FlatFileAdapter {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| classify_io(&e, "create target directory"))?;
         let m = &cfg.mapping;
-        let mut caps = Capabilities::full([m.entitlement_kind.clone()]).with_batch_max(cfg.batch_max);
+        let mut caps =
+            Capabilities::full([m.entitlement_kind.clone()]).with_batch_max(cfg.batch_max);
         caps.list_page_max = cfg.page_max.max(1);
         caps.disable_account = m.enabled.is_some();
         caps.enable_account = m.enabled.is_some();
@@ -151,7 +157,10 @@ impl FlatFileAdapter {
 
     /// Path of the manifest (`<file>.manifest.json`).
     pub fn manifest_path(&self) -> PathBuf {
-        self.inner.cfg.dir.join(format!("{}.manifest.json", self.inner.cfg.file))
+        self.inner
+            .cfg
+            .dir
+            .join(format!("{}.manifest.json", self.inner.cfg.file))
     }
 
     /// Path of the change file of generation `sequence`.
@@ -204,7 +213,11 @@ impl FlatFileAdapter {
             }
             None => Table {
                 header: if cfg.columns.is_empty() {
-                    cfg.mapping.fields().into_iter().map(|(_, c)| c.to_string()).collect()
+                    cfg.mapping
+                        .fields()
+                        .into_iter()
+                        .map(|(_, c)| c.to_string())
+                        .collect()
                 } else {
                     cfg.columns.clone()
                 },
@@ -216,7 +229,12 @@ impl FlatFileAdapter {
                 .header
                 .iter()
                 .position(|h| h == name)
-                .or_else(|| table.header.iter().position(|h| h.eq_ignore_ascii_case(name)))
+                .or_else(|| {
+                    table
+                        .header
+                        .iter()
+                        .position(|h| h.eq_ignore_ascii_case(name))
+                })
                 .ok_or_else(|| {
                     cfg_err(format!(
                         "{}: mapped column {name:?} is not in the header {:?}",
@@ -250,10 +268,19 @@ impl FlatFileAdapter {
         let mut catalog: BTreeSet<String> = cfg.roles.iter().cloned().collect();
         if let Some(rf) = &cfg.roles_file {
             self.io();
-            let text = std::fs::read_to_string(rf).map_err(|e| classify_io(&e, "read roles file"))?;
+            let text =
+                std::fs::read_to_string(rf).map_err(|e| classify_io(&e, "read roles file"))?;
             for (n, line) in text.lines().enumerate() {
-                let first = line.split([',', ';', '\t']).next().unwrap_or("").trim().trim_matches('"');
-                let header = n == 0 && ["role", "roles", "group", "id", "name"].iter().any(|h| first.eq_ignore_ascii_case(h));
+                let first = line
+                    .split([',', ';', '\t'])
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                let header = n == 0
+                    && ["role", "roles", "group", "id", "name"]
+                        .iter()
+                        .any(|h| first.eq_ignore_ascii_case(h));
                 if !first.is_empty() && !header {
                     catalog.insert(first.to_string());
                 }
@@ -284,10 +311,12 @@ impl FlatFileAdapter {
     }
 
     fn key_of(&self, op: &Operation) -> String {
-        op.native_id.clone().unwrap_or_else(|| match self.inner.cfg.key_from {
-            KeyFrom::IdentityId => op.identity.id.clone(),
-            KeyFrom::Login => op.identity.login().to_string(),
-        })
+        op.native_id
+            .clone()
+            .unwrap_or_else(|| match self.inner.cfg.key_from {
+                KeyFrom::IdentityId => op.identity.id.clone(),
+                KeyFrom::Login => op.identity.login().to_string(),
+            })
     }
 
     fn find(&self, st: &State, r: &AccountRef) -> Option<usize> {
@@ -315,12 +344,14 @@ impl FlatFileAdapter {
     fn account(&self, st: &State, i: usize) -> Account {
         let row = &st.table.rows[i];
         let key = row[st.cols.key].trim().to_string();
-        let get = |c: Option<usize>| c.map(|c| row[c].trim().to_string()).filter(|s| !s.is_empty());
+        let get = |c: Option<usize>| {
+            c.map(|c| row[c].trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
         let mut a = Account::new(key.clone());
         a.identity_id = (self.inner.cfg.key_from == KeyFrom::IdentityId).then_some(key);
-        a.login = get(st.cols.login).or_else(|| {
-            (self.inner.cfg.key_from == KeyFrom::Login).then(|| a.native_id.clone())
-        });
+        a.login = get(st.cols.login)
+            .or_else(|| (self.inner.cfg.key_from == KeyFrom::Login).then(|| a.native_id.clone()));
         a.display_name = get(st.cols.display);
         a.email = get(st.cols.email);
         a.enabled = st
@@ -328,7 +359,13 @@ impl FlatFileAdapter {
             .enabled
             .and_then(|c| parse_bool(&row[c]))
             .unwrap_or(true);
-        let skip: BTreeSet<usize> = st.cols.canonical.values().copied().chain([st.cols.key]).collect();
+        let skip: BTreeSet<usize> = st
+            .cols
+            .canonical
+            .values()
+            .copied()
+            .chain([st.cols.key])
+            .collect();
         for (c, h) in st.table.header.iter().enumerate() {
             if !skip.contains(&c) && !row[c].trim().is_empty() {
                 a.attributes.insert(h.clone(), row[c].clone().into());
@@ -399,7 +436,10 @@ impl FlatFileAdapter {
 
     /// Apply one operation to the in-memory table (no I/O).
     fn apply_mem(&self, st: &mut State, op: &Operation, out: &mut Vec<Change>) -> Result<Outcome> {
-        self.inner.caps.check(op).map_err(|e| e.with_connector(KIND))?;
+        self.inner
+            .caps
+            .check(op)
+            .map_err(|e| e.with_connector(KIND))?;
         let aref = AccountRef::of_operation(op);
         let found = self.find(st, &aref);
         let change = |action: &'static str, account: &str| Change {
@@ -412,9 +452,12 @@ impl FlatFileAdapter {
             new: String::new(),
         };
         let not_found = || {
-            Error::not_found(format!("account {} does not exist in the target file", aref.identity_id))
-                .with_connector(KIND)
-                .with_context("operation_id", &op.id)
+            Error::not_found(format!(
+                "account {} does not exist in the target file",
+                aref.identity_id
+            ))
+            .with_connector(KIND)
+            .with_context("operation_id", &op.id)
         };
         match op.kind {
             OperationKind::CreateAccount => {
@@ -457,7 +500,9 @@ impl FlatFileAdapter {
                 st.table.rows.push(row);
                 st.index.insert(key.clone(), st.table.rows.len() - 1);
                 out.push(change("create", &key));
-                Ok(Outcome::Applied { native_id: Some(key) })
+                Ok(Outcome::Applied {
+                    native_id: Some(key),
+                })
             }
             OperationKind::UpdateAccount => {
                 let i = found.ok_or_else(not_found)?;
@@ -479,20 +524,35 @@ impl FlatFileAdapter {
                     }
                 }
                 Ok(if changed {
-                    Outcome::Applied { native_id: Some(key) }
+                    Outcome::Applied {
+                        native_id: Some(key),
+                    }
                 } else {
-                    Outcome::AlreadyInState { reason: NoOpReason::NoChange, native_id: Some(key) }
+                    Outcome::AlreadyInState {
+                        reason: NoOpReason::NoChange,
+                        native_id: Some(key),
+                    }
                 })
             }
             OperationKind::DisableAccount | OperationKind::EnableAccount => {
                 let i = found.ok_or_else(not_found)?;
-                let c = st.cols.enabled.ok_or_else(|| Error::unsupported("no enabled column"))?;
+                let c = st
+                    .cols
+                    .enabled
+                    .ok_or_else(|| Error::unsupported("no enabled column"))?;
                 let want = op.kind == OperationKind::EnableAccount;
                 let key = st.table.rows[i][st.cols.key].trim().to_string();
                 let now = parse_bool(&st.table.rows[i][c]).unwrap_or(true);
                 if now == want {
-                    let reason = if want { NoOpReason::AlreadyEnabled } else { NoOpReason::AlreadyDisabled };
-                    return Ok(Outcome::AlreadyInState { reason, native_id: Some(key) });
+                    let reason = if want {
+                        NoOpReason::AlreadyEnabled
+                    } else {
+                        NoOpReason::AlreadyDisabled
+                    };
+                    return Ok(Outcome::AlreadyInState {
+                        reason,
+                        native_id: Some(key),
+                    });
                 }
                 let old = std::mem::replace(&mut st.table.rows[i][c], self.bool_text(want));
                 let mut ch = change(if want { "enable" } else { "disable" }, &key);
@@ -500,7 +560,9 @@ impl FlatFileAdapter {
                 ch.old = old;
                 ch.new = self.bool_text(want);
                 out.push(ch);
-                Ok(Outcome::Applied { native_id: Some(key) })
+                Ok(Outcome::Applied {
+                    native_id: Some(key),
+                })
             }
             OperationKind::DeleteAccount => {
                 let Some(i) = found else {
@@ -510,16 +572,23 @@ impl FlatFileAdapter {
                 let key = row[st.cols.key].trim().to_string();
                 Self::rebuild_index(st);
                 out.push(change("delete", &key));
-                Ok(Outcome::Applied { native_id: Some(key) })
+                Ok(Outcome::Applied {
+                    native_id: Some(key),
+                })
             }
             OperationKind::Grant | OperationKind::Revoke => {
                 let e = op.entitlement.as_ref().expect("checked by capabilities");
                 let grant = op.kind == OperationKind::Grant;
-                let c = st.cols.ents.ok_or_else(|| Error::unsupported("no entitlement column"))?;
+                let c = st
+                    .cols
+                    .ents
+                    .ok_or_else(|| Error::unsupported("no entitlement column"))?;
                 if grant && !st.catalog.contains(&e.id) {
-                    return Err(Error::not_found(format!("entitlement {e} does not exist in the target"))
-                        .with_connector(KIND)
-                        .with_context("operation_id", &op.id));
+                    return Err(Error::not_found(format!(
+                        "entitlement {e} does not exist in the target"
+                    ))
+                    .with_connector(KIND)
+                    .with_context("operation_id", &op.id));
                 }
                 let Some(i) = found else {
                     if grant {
@@ -529,11 +598,20 @@ impl FlatFileAdapter {
                 };
                 let sep = self.inner.cfg.mapping.separator.clone();
                 let key = st.table.rows[i][st.cols.key].trim().to_string();
-                let mut roles: Vec<String> = split(&st.table.rows[i][c], &sep).map(str::to_string).collect();
+                let mut roles: Vec<String> = split(&st.table.rows[i][c], &sep)
+                    .map(str::to_string)
+                    .collect();
                 let held = roles.iter().any(|r| r == &e.id);
                 if grant == held {
-                    let reason = if grant { NoOpReason::AlreadyGranted } else { NoOpReason::AlreadyAbsent };
-                    return Ok(Outcome::AlreadyInState { reason, native_id: Some(key) });
+                    let reason = if grant {
+                        NoOpReason::AlreadyGranted
+                    } else {
+                        NoOpReason::AlreadyAbsent
+                    };
+                    return Ok(Outcome::AlreadyInState {
+                        reason,
+                        native_id: Some(key),
+                    });
                 }
                 if grant {
                     roles.push(e.id.clone());
@@ -547,20 +625,35 @@ impl FlatFileAdapter {
                 ch.new = st.table.rows[i][c].clone();
                 ch.old = old;
                 out.push(ch);
-                Ok(Outcome::Applied { native_id: Some(key) })
+                Ok(Outcome::Applied {
+                    native_id: Some(key),
+                })
             }
-            _ => Err(Error::unsupported(format!("operation {} is not supported", op.kind))),
+            _ => Err(Error::unsupported(format!(
+                "operation {} is not supported",
+                op.kind
+            ))),
         }
     }
 
     /// Write one generation: full file, change file, manifest (in that order).
     fn write_generation(&self, st: &mut State, changes: &[Change]) -> Result<()> {
         let cfg = &self.inner.cfg;
-        let delimiter = cfg.csv.delimiter.and_then(|d| u8::try_from(d).ok()).unwrap_or(b',');
+        let delimiter = cfg
+            .csv
+            .delimiter
+            .and_then(|d| u8::try_from(d).ok())
+            .unwrap_or(b',');
         let latin1 = cfg.csv.encoding == Encoding::Latin1;
         let seq = st.sequence + 1;
-        let full = csv_bytes(&st.table.header, &st.table.rows, delimiter, cfg.line_ending, latin1)
-            .map_err(|m| Error::invalid_input(m).with_connector(KIND))?;
+        let full = csv_bytes(
+            &st.table.header,
+            &st.table.rows,
+            delimiter,
+            cfg.line_ending,
+            latin1,
+        )
+        .map_err(|m| Error::invalid_input(m).with_connector(KIND))?;
         let mut manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
             sequence: seq,
@@ -571,7 +664,14 @@ impl FlatFileAdapter {
         };
         let change_file = if cfg.change_files {
             let header: Vec<String> = [
-                "sequence", "operation_id", "action", "account_id", "entitlement", "field", "old_value", "new_value",
+                "sequence",
+                "operation_id",
+                "action",
+                "account_id",
+                "entitlement",
+                "field",
+                "old_value",
+                "new_value",
             ]
             .map(String::from)
             .to_vec();
@@ -604,10 +704,12 @@ impl FlatFileAdapter {
         write_atomic(&self.file_path(), &full).map_err(|e| classify_io(&e, "write target file"))?;
         if let Some((name, bytes)) = change_file {
             self.io();
-            write_atomic(&cfg.dir.join(name), &bytes).map_err(|e| classify_io(&e, "write change file"))?;
+            write_atomic(&cfg.dir.join(name), &bytes)
+                .map_err(|e| classify_io(&e, "write change file"))?;
         }
         self.io();
-        write_atomic(&self.manifest_path(), &mbytes).map_err(|e| classify_io(&e, "write manifest"))?;
+        write_atomic(&self.manifest_path(), &mbytes)
+            .map_err(|e| classify_io(&e, "write manifest"))?;
         st.sequence = seq;
         self.io();
         st.fingerprint = std::fs::metadata(self.file_path())
@@ -622,7 +724,13 @@ impl FlatFileAdapter {
         // Capability problems are answered before any I/O.
         let pre: Vec<Option<Error>> = ops
             .iter()
-            .map(|op| self.inner.caps.check(op).err().map(|e| e.with_connector(KIND)))
+            .map(|op| {
+                self.inner
+                    .caps
+                    .check(op)
+                    .err()
+                    .map(|e| e.with_connector(KIND))
+            })
             .collect();
         if pre.iter().all(Option::is_some) {
             return pre.into_iter().map(|e| Err(e.expect("checked"))).collect();
@@ -681,7 +789,11 @@ impl FlatFileAdapter {
         }
         Ok(Page {
             items: out,
-            next: if more { last.map(|k| encode_cursor(&k)) } else { None },
+            next: if more {
+                last.map(|k| encode_cursor(&k))
+            } else {
+                None
+            },
         })
     }
 
@@ -709,7 +821,11 @@ impl FlatFileAdapter {
                 }
                 out.push((
                     format!("{}\u{1f}{role}", acc.native_id),
-                    Assignment::new(acc.native_id.clone(), acc.identity_id.clone(), EntitlementRef::new(kind.clone(), role)),
+                    Assignment::new(
+                        acc.native_id.clone(),
+                        acc.identity_id.clone(),
+                        EntitlementRef::new(kind.clone(), role),
+                    ),
                 ));
             }
         }
@@ -736,9 +852,13 @@ impl ProvisioningAdapter for FlatFileAdapter {
         let mut st = self.lock();
         self.refresh(&mut st)?;
         self.io();
-        let md = std::fs::metadata(&self.inner.cfg.dir).map_err(|e| classify_io(&e, "stat target directory"))?;
+        let md = std::fs::metadata(&self.inner.cfg.dir)
+            .map_err(|e| classify_io(&e, "stat target directory"))?;
         if md.permissions().readonly() {
-            return Err(Error::new(ErrorKind::PermissionDenied, "target directory is read-only").with_connector(KIND));
+            return Err(
+                Error::new(ErrorKind::PermissionDenied, "target directory is read-only")
+                    .with_connector(KIND),
+            );
         }
         Ok(())
     }
@@ -764,7 +884,9 @@ impl ProvisioningAdapter for FlatFileAdapter {
         let mut st = self.lock();
         self.refresh(&mut st)?;
         Ok(match object {
-            ObjectRef::Account(r) => self.find(&st, r).map(|i| Observed::Account(self.account(&st, i))),
+            ObjectRef::Account(r) => self
+                .find(&st, r)
+                .map(|i| Observed::Account(self.account(&st, i))),
             ObjectRef::Entitlement(e) => (e.kind == self.inner.cfg.mapping.entitlement_kind
                 && st.catalog.contains(&e.id))
             .then(|| Observed::Entitlement(EntitlementInfo::new(e.clone()))),
@@ -791,14 +913,21 @@ impl ProvisioningAdapter for FlatFileAdapter {
             return Ok(Page::last(Vec::new()));
         }
         self.page(
-            st.catalog
-                .iter()
-                .map(|r| (r.clone(), EntitlementInfo::new(EntitlementRef::new(kind.clone(), r.clone())))),
+            st.catalog.iter().map(|r| {
+                (
+                    r.clone(),
+                    EntitlementInfo::new(EntitlementRef::new(kind.clone(), r.clone())),
+                )
+            }),
             &page,
         )
     }
 
-    async fn list_assignments(&self, scope: &AssignmentScope, page: PageRequest) -> Result<Page<Assignment>> {
+    async fn list_assignments(
+        &self,
+        scope: &AssignmentScope,
+        page: PageRequest,
+    ) -> Result<Page<Assignment>> {
         let mut st = self.lock();
         self.refresh(&mut st)?;
         let items = self.assignments_of(&st, scope);

@@ -76,7 +76,8 @@ impl Snapshot {
 
     pub(crate) fn note_entitlements(&mut self, kind: &EntitlementKind, ids: &BTreeSet<String>) {
         for id in ids {
-            self.entitlements.insert(EntitlementRef::new(kind.clone(), id.clone()));
+            self.entitlements
+                .insert(EntitlementRef::new(kind.clone(), id.clone()));
         }
     }
 
@@ -244,10 +245,20 @@ impl Delta {
         let id_of = |k: &str| current.identity(k).unwrap_or_else(|| Identity::person(k));
         let mut ops = Vec::new();
         for k in &self.new_accounts {
-            ops.push(Operation::new(tenant, system, OperationKind::CreateAccount, id_of(k)));
+            ops.push(Operation::new(
+                tenant,
+                system,
+                OperationKind::CreateAccount,
+                id_of(k),
+            ));
         }
         for c in &self.changed_accounts {
-            let mut update = Operation::new(tenant, system, OperationKind::UpdateAccount, id_of(&c.account));
+            let mut update = Operation::new(
+                tenant,
+                system,
+                OperationKind::UpdateAccount,
+                id_of(&c.account),
+            );
             for f in &c.changes {
                 if f.field == "enabled" {
                     let kind = if f.new.as_deref() == Some("false") {
@@ -267,13 +278,24 @@ impl Delta {
             }
         }
         for k in &self.removed_accounts {
-            ops.push(Operation::new(tenant, system, OperationKind::DeleteAccount, Identity::person(k)));
+            ops.push(Operation::new(
+                tenant,
+                system,
+                OperationKind::DeleteAccount,
+                Identity::person(k),
+            ));
         }
         for (k, e) in &self.added_assignments {
-            ops.push(Operation::new(tenant, system, OperationKind::Grant, id_of(k)).with_entitlement(e.clone()));
+            ops.push(
+                Operation::new(tenant, system, OperationKind::Grant, id_of(k))
+                    .with_entitlement(e.clone()),
+            );
         }
         for (k, e) in &self.removed_assignments {
-            ops.push(Operation::new(tenant, system, OperationKind::Revoke, Identity::person(k)).with_entitlement(e.clone()));
+            ops.push(
+                Operation::new(tenant, system, OperationKind::Revoke, Identity::person(k))
+                    .with_entitlement(e.clone()),
+            );
         }
         ops
     }

@@ -14,7 +14,9 @@ use crate::config::{Format, SourceOptions};
 use crate::delta::Snapshot;
 use crate::error::{ImportError, Issue, IssueKind, Location};
 use crate::infer::{Schema, infer};
-use crate::mapping::{ColumnType, Mapping, Shape, excel_serial_date, is_integer, parse_bool, parse_date};
+use crate::mapping::{
+    ColumnType, Mapping, Shape, excel_serial_date, is_integer, parse_bool, parse_date,
+};
 use crate::read::{self, RawRow, RowSource};
 
 /// What to do with a file that has errors.
@@ -129,6 +131,9 @@ pub struct AssignmentRecord {
 /// A validated, mapped record.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+// Records are handed to the sink by value one at a time and never stored in bulk, so
+// boxing the account variant would only add an allocation per row.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// An account row.
     Account(AccountRecord),
@@ -246,7 +251,10 @@ impl Plan {
         let enabled = opt(&m.enabled)?;
         let ents = opt(&m.entitlements)?;
         if m.shape == Shape::Assignments && ents.is_none() {
-            return Err(ImportError::mapping(file, "an assignments mapping needs `entitlements`"));
+            return Err(ImportError::mapping(
+                file,
+                "an assignments mapping needs `entitlements`",
+            ));
         }
         let mut required = vec![key];
         if m.shape == Shape::Assignments {
@@ -280,7 +288,11 @@ impl Plan {
         if let Some(e) = ents {
             types[e] = None;
         }
-        let fill_down = m.fill_down.iter().map(|c| col(c)).collect::<Result<Vec<_>, _>>()?;
+        let fill_down = m
+            .fill_down
+            .iter()
+            .map(|c| col(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut used: HashSet<usize> = fields.iter().map(|(_, i)| *i).collect();
         used.insert(key);
         used.extend(enabled);
@@ -330,7 +342,12 @@ impl Run<'_> {
     }
 
     fn issue(&self, row: u64, col: usize, kind: IssueKind, msg: String) -> Issue {
-        Issue::new(self.loc(row), self.columns.get(col).map(String::as_str), kind, msg)
+        Issue::new(
+            self.loc(row),
+            self.columns.get(col).map(String::as_str),
+            kind,
+            msg,
+        )
     }
 
     fn process(&mut self, mut r: RawRow, sink: &mut dyn FnMut(Record)) -> Result<(), ImportError> {
@@ -352,13 +369,23 @@ impl Run<'_> {
             self.prev.clone_from(&r.values);
         }
         let mut issues: Vec<Issue> = r.issue.take().into_iter().collect();
+        if issues.iter().any(|i| i.kind == IssueKind::Syntax) {
+            return self.reject(&r, issues);
+        }
         for &c in &self.plan.required {
             if r.values[c].trim().is_empty() {
-                issues.push(self.issue(r.row, c, IssueKind::Required, "required value is empty".into()));
+                issues.push(self.issue(
+                    r.row,
+                    c,
+                    IssueKind::Required,
+                    "required value is empty".into(),
+                ));
             }
         }
         for c in 0..n {
-            let Some(t) = &self.plan.types[c] else { continue };
+            let Some(t) = &self.plan.types[c] else {
+                continue;
+            };
             let v = r.values[c].trim();
             if v.is_empty() {
                 continue;
@@ -459,7 +486,10 @@ impl Run<'_> {
         let mut values = r.values;
         let key = values[self.plan.key].trim().to_string();
         if self.plan.shape == Shape::Assignments {
-            let e = self.plan.ents.map_or(String::new(), |i| values[i].trim().to_string());
+            let e = self
+                .plan
+                .ents
+                .map_or(String::new(), |i| values[i].trim().to_string());
             self.note_entitlement(&e);
             return Record::Assignment(AssignmentRecord {
                 row: r.row,
@@ -540,8 +570,11 @@ impl Run<'_> {
         if let Some(path) = &self.opts.rejects_path {
             if self.rejects.is_none() {
                 let tmp = path.with_extension("rejects-tmp");
-                let f = File::create(&tmp).map_err(|e| ImportError::io(&tmp.display().to_string(), e))?;
-                let mut w = csv::Writer::from_writer(BufWriter::new(f));
+                let f = File::create(&tmp)
+                    .map_err(|e| ImportError::io(&tmp.display().to_string(), e))?;
+                let mut w = csv::WriterBuilder::new()
+                    .flexible(true)
+                    .from_writer(BufWriter::new(f));
                 let mut header = vec!["file", "sheet", "row", "column", "kind", "error"];
                 header.extend(self.columns.iter().map(String::as_str));
                 w.write_record(&header)
@@ -564,7 +597,10 @@ impl Run<'_> {
                     .map_err(|e| ImportError::io(&path.display().to_string(), e.into()))?;
             }
         }
-        let room = self.opts.max_issues.saturating_sub(self.report.issues.len());
+        let room = self
+            .opts
+            .max_issues
+            .saturating_sub(self.report.issues.len());
         self.report.issues.extend(issues.into_iter().take(room));
         Ok(())
     }
@@ -588,7 +624,11 @@ impl Importer {
         let format = read::detect_format(path, &self.opts.source)?;
         let mut src = read::open(path, &file, format, &self.opts.source)?;
         let sample = sample(&mut *src, self.opts.sample_rows)?;
-        let sep = self.opts.mapping.as_ref().map_or(";", |m| m.separator.as_str());
+        let sep = self
+            .opts
+            .mapping
+            .as_ref()
+            .map_or(";", |m| m.separator.as_str());
         Ok(infer(src.columns(), &sample, sep))
     }
 
@@ -610,7 +650,11 @@ impl Importer {
         let mut src = read::open(path, &file, format, &self.opts.source)?;
         let sample = sample(&mut *src, self.opts.sample_rows)?;
         let columns = src.columns().to_vec();
-        let sep = self.opts.mapping.as_ref().map_or(";", |m| m.separator.as_str());
+        let sep = self
+            .opts
+            .mapping
+            .as_ref()
+            .map_or(";", |m| m.separator.as_str());
         let schema = infer(&columns, &sample, sep);
         let mapping = match (&self.opts.mapping, &schema.suggested) {
             (Some(m), _) => m.clone(),
@@ -619,7 +663,9 @@ impl Importer {
             (None, None) => {
                 return Err(ImportError::mapping(
                     &file,
-                    format!("no account key column could be inferred from {columns:?}; configure a mapping"),
+                    format!(
+                        "no account key column could be inferred from {columns:?}; configure a mapping"
+                    ),
                 ));
             }
         };
@@ -627,7 +673,13 @@ impl Importer {
         let plan = if empty {
             None
         } else {
-            Some(Plan::new(&file, &columns, &mapping, &schema, self.opts.validate_inferred_types)?)
+            Some(Plan::new(
+                &file,
+                &columns,
+                &mapping,
+                &schema,
+                self.opts.validate_inferred_types,
+            )?)
         };
         let mut report = ImportReport {
             file: file.clone(),
@@ -683,7 +735,11 @@ impl Importer {
         }
         let report = run.report;
         if self.opts.policy == RejectPolicy::RejectFile && report.issue_count > 0 {
-            let first = report.issues.first().cloned().expect("an issue was recorded");
+            let first = report
+                .issues
+                .first()
+                .cloned()
+                .expect("an issue was recorded");
             return Err(ImportError::Rejected {
                 file: report.file.clone(),
                 errors: report.issue_count,

@@ -56,22 +56,68 @@ fn norm(s: &str) -> String {
 }
 
 const ACCOUNT: &[&str] = &[
-    "accountid", "userid", "racfid", "uid", "usrprf", "userprofile", "logonid", "login",
-    "username", "samaccountname", "account", "user", "id", "employeeid", "dn",
+    "accountid",
+    "userid",
+    "racfid",
+    "uid",
+    "usrprf",
+    "userprofile",
+    "logonid",
+    "login",
+    "username",
+    "samaccountname",
+    "account",
+    "user",
+    "id",
+    "employeeid",
+    "dn",
 ];
-const LOGIN: &[&str] = &["login", "username", "userid", "uid", "samaccountname", "logonid", "usrprf"];
+const LOGIN: &[&str] = &[
+    "login",
+    "username",
+    "userid",
+    "uid",
+    "samaccountname",
+    "logonid",
+    "usrprf",
+];
 const DISPLAY: &[&str] = &["displayname", "fullname", "name", "cn", "commonname"];
 const GIVEN: &[&str] = &["givenname", "firstname", "forename", "first"];
 const FAMILY: &[&str] = &["familyname", "lastname", "surname", "sn", "last"];
 const EMAIL: &[&str] = &["email", "mail", "emailaddress", "emailaddr"];
 const DEPT: &[&str] = &["department", "dept", "ou", "division", "orgunit"];
 const MANAGER: &[&str] = &["manager", "managerid", "supervisor"];
-const EMPNO: &[&str] = &["employeeid", "employeenumber", "empno", "personnelnumber", "staffid"];
-const ENABLED: &[&str] = &["active", "enabled", "isactive", "isenabled", "status", "accountstatus"];
+const EMPNO: &[&str] = &[
+    "employeeid",
+    "employeenumber",
+    "empno",
+    "personnelnumber",
+    "staffid",
+];
+const ENABLED: &[&str] = &[
+    "active",
+    "enabled",
+    "isactive",
+    "isenabled",
+    "status",
+    "accountstatus",
+];
 const ENTS: &[&str] = &[
-    "roles", "role", "groups", "group", "entitlements", "entitlement", "memberof",
-    "profiles", "profile", "racfgroups", "racfgroup", "connectgroup", "authorities",
-    "grouplist", "accessgroups",
+    "roles",
+    "role",
+    "groups",
+    "group",
+    "entitlements",
+    "entitlement",
+    "memberof",
+    "profiles",
+    "profile",
+    "racfgroups",
+    "racfgroup",
+    "connectgroup",
+    "authorities",
+    "grouplist",
+    "accessgroups",
 ];
 
 fn find<'a>(cols: &'a [String], names: &[&str], taken: &HashSet<&str>) -> Option<&'a str> {
@@ -100,7 +146,9 @@ fn infer_type(values: &[&str], sep: &str) -> ColumnType {
         return ColumnType::Date;
     }
     if values.iter().any(|v| v.contains(sep)) && !values.iter().any(|v| v.contains('@')) {
-        return ColumnType::MultiValued { separator: sep.to_string() };
+        return ColumnType::MultiValued {
+            separator: sep.to_string(),
+        };
     }
     ColumnType::String
 }
@@ -133,7 +181,12 @@ pub(crate) fn infer(columns: &[String], rows: &[RawRow], sep: &str) -> Schema {
         });
     }
     // Rank key candidates: known account names first, in ACCOUNT order.
-    let rank = |c: &String| ACCOUNT.iter().position(|n| norm(c) == *n).unwrap_or(usize::MAX);
+    let rank = |c: &String| {
+        ACCOUNT
+            .iter()
+            .position(|n| norm(c) == *n)
+            .unwrap_or(usize::MAX)
+    };
     filled_unique.sort_by_key(rank);
     let suggested = suggest(columns, &profiles, &filled_unique, sep);
     Schema {
@@ -150,22 +203,27 @@ fn suggest(
     keys: &[String],
     sep: &str,
 ) -> Option<Mapping> {
-    let ty = |c: &str| profiles.iter().find(|p| p.name == c).map(|p| &p.column_type);
+    let ty = |c: &str| {
+        profiles
+            .iter()
+            .find(|p| p.name == c)
+            .map(|p| &p.column_type)
+    };
     let ent_col = find(columns, ENTS, &HashSet::new());
     // An account-like column that repeats, next to a single-valued entitlement
     // column, means one row per assignment.
     let named_account = find(columns, ACCOUNT, &HashSet::new());
-    let (shape, account) = match (keys.first(), named_account, ent_col) {
-        (Some(k), Some(a), _) if k == a => (Shape::Accounts, a),
-        (_, Some(a), Some(e))
-            if !keys.iter().any(|k| k == a)
-                && !matches!(ty(e), Some(ColumnType::MultiValued { .. })) =>
-        {
+    let single_valued_ents =
+        ent_col.is_some_and(|e| !matches!(ty(e), Some(ColumnType::MultiValued { .. })));
+    let (shape, account) = match (named_account, keys.first()) {
+        // A repeating account column next to a single-valued entitlement column:
+        // one row per assignment. Repeats without one are duplicates to report.
+        (Some(a), _) if !keys.iter().any(|k| k == a) && single_valued_ents => {
             (Shape::Assignments, a)
         }
-        (Some(k), _, _) => (Shape::Accounts, k.as_str()),
-        (None, Some(a), _) => (Shape::Accounts, a),
-        (None, None, _) => return None,
+        (Some(a), _) => (Shape::Accounts, a),
+        (None, Some(k)) => (Shape::Accounts, k.as_str()),
+        (None, None) => return None,
     };
     let mut taken: HashSet<&str> = HashSet::from([account]);
     let mut m = Mapping {
@@ -194,7 +252,9 @@ fn suggest(
         m.email = profiles
             .iter()
             .find(|p| {
-                p.non_empty > 0 && !taken.contains(p.name.as_str()) && norm(&p.name).contains("mail")
+                p.non_empty > 0
+                    && !taken.contains(p.name.as_str())
+                    && norm(&p.name).contains("mail")
             })
             .map(|p| p.name.clone());
     }
@@ -220,24 +280,50 @@ mod tests {
                 row: i as u64 + 2,
                 values: r.iter().map(|s| s.to_string()).collect(),
                 issue: None,
+                issue_col: None,
             })
             .collect()
     }
 
     #[test]
     fn infers_types_keys_and_mapping_for_accounts() {
-        let cols: Vec<String> = ["USERID", "NAME", "Email", "Dept", "Roles", "Active", "Hired", "Emp No"]
-            .map(String::from)
-            .to_vec();
+        let cols: Vec<String> = [
+            "USERID", "NAME", "Email", "Dept", "Roles", "Active", "Hired", "Emp No",
+        ]
+        .map(String::from)
+        .to_vec();
         let s = infer(
             &cols,
             &rows(&[
-                &["U001", "Ann", "ann@x.test", "Fin", "A;B", "Y", "2020-01-02", "00123"],
-                &["U002", "Bob", "bob@x.test", "Ops", "A", "N", "2021-02-03", "00124"],
+                &[
+                    "U001",
+                    "Ann",
+                    "ann@x.test",
+                    "Fin",
+                    "A;B",
+                    "Y",
+                    "2020-01-02",
+                    "00123",
+                ],
+                &[
+                    "U002",
+                    "Bob",
+                    "bob@x.test",
+                    "Ops",
+                    "A",
+                    "N",
+                    "2021-02-03",
+                    "00124",
+                ],
             ]),
             ";",
         );
-        assert_eq!(s.column_type("Roles"), Some(&ColumnType::MultiValued { separator: ";".into() }));
+        assert_eq!(
+            s.column_type("Roles"),
+            Some(&ColumnType::MultiValued {
+                separator: ";".into()
+            })
+        );
         assert_eq!(s.column_type("Active"), Some(&ColumnType::Boolean));
         assert_eq!(s.column_type("Hired"), Some(&ColumnType::Date));
         // Numbers with leading zeros stay text.
@@ -258,7 +344,11 @@ mod tests {
     #[test]
     fn repeated_user_with_group_column_is_an_assignment_file() {
         let cols: Vec<String> = ["USERID", "GROUP"].map(String::from).to_vec();
-        let s = infer(&cols, &rows(&[&["U1", "SYS1"], &["U1", "PAYROLL"], &["U2", "SYS1"]]), ";");
+        let s = infer(
+            &cols,
+            &rows(&[&["U1", "SYS1"], &["U1", "PAYROLL"], &["U2", "SYS1"]]),
+            ";",
+        );
         let m = s.suggested.unwrap();
         assert_eq!(m.shape, Shape::Assignments);
         assert_eq!(m.account_id, "USERID");

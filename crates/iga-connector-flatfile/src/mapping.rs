@@ -308,7 +308,14 @@ mod tests {
         assert_eq!(parse_bool("inactive"), Some(false));
         assert_eq!(parse_bool("maybe"), None);
         let d = NaiveDate::from_ymd_opt(2021, 3, 4).unwrap();
-        for s in ["2021-03-04", "2021/03/04", "20210304", "04.03.2021", "03/04/2021", "2021-03-04T10:00:00Z"] {
+        for s in [
+            "2021-03-04",
+            "2021/03/04",
+            "20210304",
+            "04.03.2021",
+            "03/04/2021",
+            "2021-03-04T10:00:00Z",
+        ] {
             assert_eq!(parse_date(s), Some(d), "{s}");
         }
         assert_eq!(parse_date("2021-13-04"), None);

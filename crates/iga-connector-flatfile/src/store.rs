@@ -19,7 +19,10 @@ use crate::read::csv::CsvSource;
 /// rename over the target, fsync of the directory. Readers see the old or the new
 /// content, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -198,15 +201,24 @@ pub enum ManifestError {
 
 /// Verify a manifest the way a legacy job should: every listed file's size, SHA-256
 /// and row count, and the HMAC when `key` is given.
-pub fn verify_manifest(manifest_path: &Path, key: Option<&Secret>) -> Result<Manifest, ManifestError> {
+pub fn verify_manifest(
+    manifest_path: &Path,
+    key: Option<&Secret>,
+) -> Result<Manifest, ManifestError> {
     let bytes = fs::read(manifest_path).map_err(|e| ManifestError::Io(manifest_path.into(), e))?;
     let m: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| ManifestError::Malformed(manifest_path.into(), e.to_string()))?;
     if m.format != MANIFEST_FORMAT {
-        return Err(ManifestError::Malformed(manifest_path.into(), format!("format {:?}", m.format)));
+        return Err(ManifestError::Malformed(
+            manifest_path.into(),
+            format!("format {:?}", m.format),
+        ));
     }
     if let Some(k) = key {
-        let given = m.hmac_sha256.as_deref().ok_or(ManifestError::BadSignature)?;
+        let given = m
+            .hmac_sha256
+            .as_deref()
+            .ok_or(ManifestError::BadSignature)?;
         let given = hex::decode(given).map_err(|_| ManifestError::BadSignature)?;
         let mut unsigned = m.clone();
         unsigned.hmac_sha256 = None;
@@ -227,7 +239,11 @@ pub fn verify_manifest(manifest_path: &Path, key: Option<&Secret>) -> Result<Man
             actual,
         };
         if actual.bytes != e.bytes {
-            return Err(mismatch("bytes", e.bytes.to_string(), actual.bytes.to_string()));
+            return Err(mismatch(
+                "bytes",
+                e.bytes.to_string(),
+                actual.bytes.to_string(),
+            ));
         }
         if actual.sha256 != e.sha256 {
             return Err(mismatch("sha256", e.sha256.clone(), actual.sha256));

@@ -56,7 +56,11 @@ async fn flatfile_adapter_passes_everything() {
         let p = entry.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(!text.contains(CANARY), "{} holds the key", p.display());
-        assert!(!p.file_name().unwrap().to_string_lossy().contains(".tmp-"), "temp file left: {}", p.display());
+        assert!(
+            !p.file_name().unwrap().to_string_lossy().contains(".tmp-"),
+            "temp file left: {}",
+            p.display()
+        );
     }
     // Cleanup deleted every conformance account: only the header is left.
     let full = std::fs::read_to_string(a.file_path()).unwrap();
@@ -68,7 +72,9 @@ async fn boxed_form_passes_and_reopened_adapter_sees_the_same_target() {
     let dir = tempfile::tempdir().unwrap();
     let a = adapter(dir.path());
     let boxed: Box<dyn ProvisioningAdapter> = Box::new(a.clone());
-    run_conformance("flatfile-box", &boxed, &fixture(&a)).await.assert_ok();
+    run_conformance("flatfile-box", &boxed, &fixture(&a))
+        .await
+        .assert_ok();
     let again = adapter(dir.path());
     assert_eq!(again.sequence(), a.sequence());
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::{CsvOptions, Encoding, HeaderMode};
 use crate::error::{ImportError, Issue, IssueKind, Location};
-use crate::mapping::{is_integer, parse_bool, parse_date};
+use crate::mapping::{is_integer, parse_date};
 use crate::read::{RawRow, RowSource};
 
 const SNIFF: usize = 64 * 1024;
@@ -18,7 +18,7 @@ pub(crate) struct CsvSource {
     columns: Vec<String>,
     latin1: bool,
     record: csv::ByteRecord,
-    pending: Option<RawRow>,
+    pending: std::collections::VecDeque<RawRow>,
 }
 
 /// Decode one field.
@@ -58,10 +58,52 @@ pub(crate) fn looks_like_data(s: &str) -> bool {
     t.is_empty()
         || is_integer(t)
         || t.parse::<f64>().is_ok()
-        || parse_bool(t).is_some()
         || parse_date(t).is_some()
         || t.contains('@')
         || t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `first` is a header: every cell non-empty, distinct and not data-like,
+/// and (as Python's `csv.Sniffer` does) columns whose later values share a shape
+/// (all integers, or all the same length) mostly disagree with the first cell.
+fn header_votes(first: &RawRow, following: &[RawRow]) -> bool {
+    let cells: Vec<&str> = first.values.iter().map(|s| s.trim()).collect();
+    let n = cells
+        .iter()
+        .rposition(|c| !c.is_empty())
+        .map_or(0, |i| i + 1);
+    let mut seen = std::collections::HashSet::new();
+    if n == 0
+        || !cells[..n]
+            .iter()
+            .all(|c| !looks_like_data(c) && seen.insert(*c))
+    {
+        return false;
+    }
+    let mut votes = 0i32;
+    for (i, head) in cells[..n].iter().enumerate() {
+        let vals: Vec<&str> = following
+            .iter()
+            .filter_map(|r| r.values.get(i).map(|v| v.trim()))
+            .filter(|v| !v.is_empty())
+            .collect();
+        if vals.is_empty() {
+            continue;
+        }
+        if vals.iter().all(|v| is_integer(v)) {
+            votes += if is_integer(head) { -1 } else { 1 };
+        } else if vals
+            .iter()
+            .all(|v| v.chars().count() == vals[0].chars().count())
+        {
+            votes += if head.chars().count() == vals[0].chars().count() {
+                -1
+            } else {
+                1
+            };
+        }
+    }
+    votes >= 0
 }
 
 impl CsvSource {
@@ -69,7 +111,10 @@ impl CsvSource {
         let f = File::open(path).map_err(|e| ImportError::io(file, e))?;
         let mut br = BufReader::with_capacity(256 * 1024, f);
         // Fill enough of the buffer to sniff.
-        let head = br.fill_buf().map_err(|e| ImportError::io(file, e))?.to_vec();
+        let head = br
+            .fill_buf()
+            .map_err(|e| ImportError::io(file, e))?
+            .to_vec();
         let bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
         if bom {
             br.consume(3);
@@ -105,27 +150,25 @@ impl CsvSource {
             columns: Vec::new(),
             latin1,
             record: csv::ByteRecord::new(),
-            pending: None,
+            pending: std::collections::VecDeque::new(),
         };
         let Some(first) = src.read_raw()? else {
             return Ok(src);
         };
+        // Up to 20 following records vote on whether the first is a header.
+        let mut following = Vec::new();
+        if opts.header == HeaderMode::Auto {
+            while following.len() < 20 {
+                match src.read_raw()? {
+                    Some(r) => following.push(r),
+                    None => break,
+                }
+            }
+        }
         let is_header = match opts.header {
             HeaderMode::Present => true,
             HeaderMode::Absent => false,
-            HeaderMode::Auto => {
-                let mut seen = std::collections::HashSet::new();
-                let cells: Vec<&str> = first
-                    .values
-                    .iter()
-                    .map(|s| s.trim())
-                    .rev()
-                    .skip_while(|s| s.is_empty())
-                    .collect();
-                first.issue.is_none()
-                    && !cells.is_empty()
-                    && cells.iter().all(|c| !looks_like_data(c) && seen.insert(*c))
-            }
+            HeaderMode::Auto => first.issue.is_none() && header_votes(&first, &following),
         };
         if is_header {
             let mut cols: Vec<String> = first.values.iter().map(|s| s.trim().to_string()).collect();
@@ -139,9 +182,12 @@ impl CsvSource {
             }
             src.columns = cols;
         } else {
-            src.columns = (1..=first.values.len()).map(|i| format!("column{i}")).collect();
-            src.pending = Some(first);
+            src.columns = (1..=first.values.len())
+                .map(|i| format!("column{i}"))
+                .collect();
+            src.pending.push_back(first);
         }
+        src.pending.extend(following);
         Ok(src)
     }
 
@@ -166,12 +212,14 @@ impl CsvSource {
         let row = self.record.position().map_or(0, |p| p.line());
         let mut values = Vec::with_capacity(self.record.len());
         let mut issue = None;
+        let mut issue_col = None;
         for (i, field) in self.record.iter().enumerate() {
             match decode(field, self.latin1) {
                 Ok(s) => values.push(s),
                 Err(e) => {
                     values.push(String::from_utf8_lossy(field).into_owned());
                     if issue.is_none() {
+                        issue_col = Some(i);
                         issue = Some(Issue::new(
                             Location {
                                 file: self.file.clone(),
@@ -189,7 +237,12 @@ impl CsvSource {
                 }
             }
         }
-        Ok(Some(RawRow { row, values, issue }))
+        Ok(Some(RawRow {
+            row,
+            values,
+            issue,
+            issue_col,
+        }))
     }
 }
 
@@ -199,7 +252,7 @@ impl RowSource for CsvSource {
     }
 
     fn next_row(&mut self) -> Option<Result<RawRow, ImportError>> {
-        let mut r = match self.pending.take() {
+        let mut r = match self.pending.pop_front() {
             Some(r) => r,
             None => match self.read_raw() {
                 Ok(Some(r)) => r,
@@ -207,6 +260,11 @@ impl RowSource for CsvSource {
                 Err(e) => return Some(Err(e)),
             },
         };
+        if let (Some(i), Some(issue)) = (r.issue_col, r.issue.as_mut())
+            && issue.column.is_none()
+        {
+            issue.column = self.columns.get(i).cloned();
+        }
         let n = self.columns.len();
         if r.values.len() > n {
             // Trailing empty columns (`a,b,c,,`) are harmless; data beyond the header is not.
@@ -221,10 +279,7 @@ impl RowSource for CsvSource {
                     },
                     None,
                     IssueKind::FieldCount,
-                    format!(
-                        "{} fields but the header has {n} columns",
-                        r.values.len()
-                    ),
+                    format!("{} fields but the header has {n} columns", r.values.len()),
                 ));
             }
         }

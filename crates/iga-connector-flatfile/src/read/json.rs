@@ -15,8 +15,17 @@ pub(crate) struct JsonSource {
 }
 
 enum Mode {
-    Lines { rdr: BufReader<File>, line: u64, buf: String },
-    Array { bytes: Bytes<BufReader<File>>, line: u64, done: bool, peeked: Option<u8> },
+    Lines {
+        rdr: BufReader<File>,
+        line: u64,
+        buf: String,
+    },
+    Array {
+        bytes: Bytes<BufReader<File>>,
+        line: u64,
+        done: bool,
+        peeked: Option<u8>,
+    },
 }
 
 impl JsonSource {
@@ -78,12 +87,13 @@ impl JsonSource {
         }
     }
 
-    fn to_row(&mut self, text: &[u8], row: u64) -> RawRow {
+    fn make_row(&mut self, text: &[u8], row: u64) -> RawRow {
         match serde_json::from_slice::<serde_json::Value>(text) {
             Ok(serde_json::Value::Object(m)) => object_row(&mut self.cols, &m, row),
             Ok(other) => RawRow {
                 row,
                 values: Vec::new(),
+                issue_col: None,
                 issue: Some(Issue::new(
                     self.loc(row),
                     None,
@@ -94,6 +104,7 @@ impl JsonSource {
             Err(e) => RawRow {
                 row,
                 values: Vec::new(),
+                issue_col: None,
                 issue: Some(Issue::new(
                     self.loc(row),
                     None,
@@ -135,7 +146,7 @@ impl RowSource for JsonSource {
                     continue;
                 }
                 let (text, row) = (std::mem::take(buf), *line);
-                let r = self.to_row(text.trim().as_bytes(), row);
+                let r = self.make_row(text.trim().as_bytes(), row);
                 return Some(Ok(r));
             },
             Mode::Array {
@@ -228,7 +239,7 @@ impl RowSource for JsonSource {
                     }
                     elem.push(b);
                 }
-                let r = self.to_row(&elem, start_line);
+                let r = self.make_row(&elem, start_line);
                 Some(Ok(r))
             }
         }

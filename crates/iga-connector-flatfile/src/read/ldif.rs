@@ -96,7 +96,11 @@ impl RowSource for LdifSource {
             let Some((name, rest)) = line.split_once(':') else {
                 issue.get_or_insert_with(|| {
                     Issue::new(
-                        Location { file: self.file.clone(), sheet: None, row: here },
+                        Location {
+                            file: self.file.clone(),
+                            sheet: None,
+                            row: here,
+                        },
                         None,
                         IssueKind::Syntax,
                         format!("line {here}: expected `attribute: value`"),
@@ -117,7 +121,11 @@ impl RowSource for LdifSource {
                     Err(e) => {
                         issue.get_or_insert_with(|| {
                             Issue::new(
-                                Location { file: self.file.clone(), sheet: None, row: start },
+                                Location {
+                                    file: self.file.clone(),
+                                    sheet: None,
+                                    row: start,
+                                },
                                 Some(&name),
                                 IssueKind::Encoding,
                                 format!("line {here}: bad base64 value: {e}"),
@@ -129,7 +137,11 @@ impl RowSource for LdifSource {
             } else if rest.starts_with('<') {
                 issue.get_or_insert_with(|| {
                     Issue::new(
-                        Location { file: self.file.clone(), sheet: None, row: start },
+                        Location {
+                            file: self.file.clone(),
+                            sheet: None,
+                            row: start,
+                        },
                         Some(&name),
                         IssueKind::Syntax,
                         format!("line {here}: URL values (`:<`) are not supported"),
@@ -142,7 +154,11 @@ impl RowSource for LdifSource {
             if name == "changetype" {
                 issue.get_or_insert_with(|| {
                     Issue::new(
-                        Location { file: self.file.clone(), sheet: None, row: start },
+                        Location {
+                            file: self.file.clone(),
+                            sheet: None,
+                            row: start,
+                        },
                         Some("changetype"),
                         IssueKind::Syntax,
                         "LDIF change records are not supported; export content records",
@@ -163,6 +179,11 @@ impl RowSource for LdifSource {
         if start == 0 && issue.is_none() {
             return None;
         }
-        Some(Ok(RawRow { row: start, values, issue }))
+        Some(Ok(RawRow {
+            row: start,
+            values,
+            issue,
+            issue_col: None,
+        }))
     }
 }

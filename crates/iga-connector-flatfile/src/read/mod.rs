@@ -20,6 +20,8 @@ pub(crate) struct RawRow {
     pub(crate) values: Vec<String>,
     /// A problem found while reading (encoding, field count, syntax).
     pub(crate) issue: Option<Issue>,
+    /// Column index of `issue`, when known before the column names are.
+    pub(crate) issue_col: Option<usize>,
 }
 
 impl RawRow {
@@ -44,12 +46,14 @@ pub(crate) trait RowSource {
 }
 
 pub(crate) fn detect_format(path: &Path, opts: &SourceOptions) -> Result<Format, ImportError> {
-    opts.format.or_else(|| Format::from_path(path)).ok_or_else(|| {
-        ImportError::mapping(
-            &path.display().to_string(),
-            "cannot tell the format from the extension; set `format`",
-        )
-    })
+    opts.format
+        .or_else(|| Format::from_path(path))
+        .ok_or_else(|| {
+            ImportError::mapping(
+                &path.display().to_string(),
+                "cannot tell the format from the extension; set `format`",
+            )
+        })
 }
 
 pub(crate) fn open(
@@ -133,5 +137,6 @@ pub(crate) fn object_row(
         row,
         values,
         issue: None,
+        issue_col: None,
     }
 }

@@ -55,7 +55,11 @@ impl XlsxSource {
     pub(crate) fn open(path: &Path, file: &str, opts: &XlsxOptions) -> Result<Self, ImportError> {
         let bad = |msg: String| {
             ImportError::Syntax(Issue::new(
-                Location { file: file.to_string(), sheet: None, row: 0 },
+                Location {
+                    file: file.to_string(),
+                    sheet: None,
+                    row: 0,
+                },
                 None,
                 IssueKind::Syntax,
                 msg,
@@ -140,9 +144,9 @@ impl XlsxSource {
 
     fn row_blank(&self, i: usize) -> bool {
         (0..self.range.width()).all(|c| {
-            self.range
-                .get((i, c))
-                .is_none_or(|d| matches!(d, Data::Empty) || matches!(d, Data::String(s) if s.trim().is_empty()))
+            self.range.get((i, c)).is_none_or(|d| {
+                matches!(d, Data::Empty) || matches!(d, Data::String(s) if s.trim().is_empty())
+            })
         })
     }
 }
@@ -176,7 +180,11 @@ impl RowSource for XlsxSource {
                 Ok(s) => {
                     if c >= n && !s.trim().is_empty() && issue.is_none() {
                         issue = Some(Issue::new(
-                            Location { file: self.file.clone(), sheet: Some(self.sheet.clone()), row },
+                            Location {
+                                file: self.file.clone(),
+                                sheet: Some(self.sheet.clone()),
+                                row,
+                            },
                             None,
                             IssueKind::FieldCount,
                             format!("value in column {} beyond the {n} header columns", c + 1),
@@ -192,7 +200,11 @@ impl RowSource for XlsxSource {
                     }
                     issue.get_or_insert_with(|| {
                         Issue::new(
-                            Location { file: self.file.clone(), sheet: Some(self.sheet.clone()), row },
+                            Location {
+                                file: self.file.clone(),
+                                sheet: Some(self.sheet.clone()),
+                                row,
+                            },
                             self.columns.get(c).map(String::as_str),
                             IssueKind::Syntax,
                             msg,
@@ -201,6 +213,11 @@ impl RowSource for XlsxSource {
                 }
             }
         }
-        Some(Ok(RawRow { row, values, issue }))
+        Some(Ok(RawRow {
+            row,
+            values,
+            issue,
+            issue_col: None,
+        }))
     }
 }

@@ -15,18 +15,25 @@ pub(crate) struct YamlSource {
 
 pub(crate) fn open(path: &Path, file: &str) -> Result<YamlSource, ImportError> {
     let f = std::fs::File::open(path).map_err(|e| ImportError::io(file, e))?;
-    let doc: serde_norway::Value = serde_norway::from_reader(std::io::BufReader::new(f))
-        .map_err(|e| {
+    let doc: serde_norway::Value =
+        serde_norway::from_reader(std::io::BufReader::new(f)).map_err(|e| {
             let row = e.location().map_or(0, |l| l.line() as u64);
             ImportError::Syntax(Issue::new(
-                Location { file: file.to_string(), sheet: None, row },
+                Location {
+                    file: file.to_string(),
+                    sheet: None,
+                    row,
+                },
                 None,
                 IssueKind::Syntax,
                 format!("invalid YAML: {e}"),
             ))
         })?;
     let json = serde_json::to_value(&doc).map_err(|e| {
-        ImportError::mapping(file, format!("YAML with non-string keys is not supported: {e}"))
+        ImportError::mapping(
+            file,
+            format!("YAML with non-string keys is not supported: {e}"),
+        )
     })?;
     let items = match json {
         serde_json::Value::Array(a) => a,
@@ -65,8 +72,13 @@ impl RowSource for YamlSource {
             _ => RawRow {
                 row: self.n,
                 values: Vec::new(),
+                issue_col: None,
                 issue: Some(Issue::new(
-                    Location { file: self.file.clone(), sheet: None, row: self.n },
+                    Location {
+                        file: self.file.clone(),
+                        sheet: None,
+                        row: self.n,
+                    },
                     None,
                     IssueKind::Syntax,
                     "expected a mapping",
