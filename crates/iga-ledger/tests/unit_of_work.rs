@@ -248,3 +248,39 @@ fn audit_outbox_claim_lease_and_ack() {
     );
     assert_eq!(l.audit_backlog().unwrap(), 0);
 }
+
+#[test]
+fn names_interned_in_a_rolled_back_transaction_are_not_reused() {
+    let (_d, l) = fresh();
+    let k = key("newcomer", "NewGroup");
+    let s = GrantSource::birthright("new-rule");
+    l.set_failpoint(Some(FailPoint::BeforeCommit));
+    assert!(l.grant(&k, &s, &ctx(1)).is_err());
+    l.set_failpoint(None);
+    assert_eq!(l.table_count("lg_identity").unwrap(), 0);
+    // The ids interned by the failed transaction must not be served from a cache.
+    l.grant(&k, &s, &ctx(2)).unwrap();
+    assert_eq!(l.sources_of(&k).unwrap().len(), 1);
+    assert_eq!(
+        l.assignments_of_identity("acme", "newcomer").unwrap().len(),
+        1
+    );
+
+    // Same inside a batch: an outcome rolled back to its savepoint after interning.
+    let (d1, _) = in_flight(&l, "u1");
+    let (d2, _) = in_flight(&l, "u2");
+    let fresh_key = key("late", "LateGroup");
+    let src = GrantSource::delegation("boss");
+    let bad = OutcomeCommit::new(d1.id.as_str(), JobState::Succeeded, at(10))
+        .with_confirm(Confirmation::grant(fresh_key.clone(), src.clone(), ctx(10)))
+        .with_receipt(receipt("c", 7, Some("nope"), "x"));
+    l.append_receipt(&receipt("c", 1, None, "x")).unwrap();
+    let good = OutcomeCommit::new(d2.id.as_str(), JobState::Succeeded, at(11));
+    let res = l.commit_outcomes(&[bad, good]).unwrap();
+    assert!(res[0].is_err() && res[1].is_ok());
+    assert!(l.sources_of(&fresh_key).unwrap().is_empty());
+    l.confirm(&Confirmation::grant(fresh_key.clone(), src, ctx(12)))
+        .unwrap();
+    assert_eq!(l.sources_of(&fresh_key).unwrap().len(), 1);
+    assert_eq!(l.replay_history().unwrap(), l.snapshot().unwrap());
+}

@@ -368,7 +368,9 @@ impl SqliteLedger {
             ));
         }
         let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO lg_import_batch (name, digest, rows_total, rows_changed, at, actor)
              VALUES (?1, '', 0, 0, ?2, ?3)",

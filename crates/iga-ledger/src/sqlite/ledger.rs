@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use iga_directive::{EntitlementKind, EntitlementRef, GrantSource};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteLedger, ts};
+use super::{Names, SqliteLedger, ts};
 use crate::logic::{self, Rows};
 use crate::types::{
     AssignmentKey, AssignmentState, ChangeContext, ChangeKind, ConfirmKind, ConfirmOutcome,
@@ -72,6 +72,36 @@ pub(crate) fn source_id(c: &Connection, key: &str, create: bool) -> Result<Optio
     c.prepare_cached("INSERT INTO lg_source (skey) VALUES (?1)")?
         .execute([key])?;
     Ok(Some(c.last_insert_rowid()))
+}
+
+/// Interned ids of an assignment and source, through the name cache.
+fn cached_ids(
+    c: &Connection,
+    names: &mut Names,
+    key: &AssignmentKey,
+    skey: &str,
+    create: bool,
+) -> Result<(Option<i64>, Option<i64>, Option<i64>)> {
+    let kind = key.entitlement.kind.to_string();
+    let ik = format!("i{}\0{}", key.tenant, key.identity);
+    let ek = format!("e{}\0{}\0{}", key.system, kind, key.entitlement.id);
+    let sk = format!("s{skey}");
+    let mut get = |k: String, lookup: &dyn Fn() -> Result<Option<i64>>| -> Result<Option<i64>> {
+        if let Some(id) = names.get(&k) {
+            return Ok(Some(id));
+        }
+        let id = lookup()?;
+        if let Some(id) = id {
+            names.put(k, id);
+        }
+        Ok(id)
+    };
+    let iid = get(ik, &|| identity_id(c, &key.tenant, &key.identity, create))?;
+    let eid = get(ek, &|| {
+        entitlement_id(c, &key.system, &key.entitlement, create)
+    })?;
+    let sid = get(sk, &|| source_id(c, skey, create))?;
+    Ok((iid, eid, sid))
 }
 
 fn validate_source(s: &GrantSource) -> Result<()> {
@@ -168,16 +198,16 @@ fn history(
 }
 
 /// One grant or revoke inside an open transaction.
-pub(crate) fn apply_change(c: &Connection, ch: &LedgerChange) -> Result<Decision> {
+pub(crate) fn apply_change(
+    c: &Connection,
+    names: &mut Names,
+    ch: &LedgerChange,
+) -> Result<Decision> {
     ch.key.validate()?;
     validate_source(&ch.source)?;
     let skey = ch.source.key();
     let create = ch.kind == ChangeKind::Grant;
-    let ids = (
-        identity_id(c, &ch.key.tenant, &ch.key.identity, create)?,
-        entitlement_id(c, &ch.key.system, &ch.key.entitlement, create)?,
-        source_id(c, &skey, create)?,
-    );
+    let ids = cached_ids(c, names, &ch.key, &skey, create)?;
     let (Some(iid), Some(eid), Some(sid)) = ids else {
         // Revoke of a source (or assignment) never interned: nothing of it is held.
         let rows = match ids {
@@ -212,12 +242,19 @@ pub(crate) fn apply_change(c: &Connection, ch: &LedgerChange) -> Result<Decision
 }
 
 /// One confirmation inside an open transaction.
-pub(crate) fn apply_confirm(c: &Connection, cf: &Confirmation) -> Result<ConfirmOutcome> {
+pub(crate) fn apply_confirm(
+    c: &Connection,
+    names: &mut Names,
+    cf: &Confirmation,
+) -> Result<ConfirmOutcome> {
     cf.key.validate()?;
     validate_source(&cf.source)?;
-    let iid = identity_id(c, &cf.key.tenant, &cf.key.identity, true)?.expect("created");
-    let eid = entitlement_id(c, &cf.key.system, &cf.key.entitlement, true)?.expect("created");
-    let sid = source_id(c, &cf.source.key(), true)?.expect("created");
+    let (Some(iid), Some(eid), Some(sid)) = cached_ids(c, names, &cf.key, &cf.source.key(), true)?
+    else {
+        return Err(LedgerError::Internal(
+            "interning did not create an id".into(),
+        ));
+    };
     let before = load_rows(c, iid, eid)?;
     let mut rows = before.clone();
     let (revoke_needed, regrant_needed, event) = match cf.kind {
@@ -253,7 +290,7 @@ impl SqliteLedger {
         ctx: &ChangeContext,
     ) -> Result<Decision> {
         let ch = LedgerChange::grant(key.clone(), source.clone(), ctx.clone());
-        self.write(|tx| apply_change(tx, &ch))
+        self.write_named(|tx, n| apply_change(tx, n, &ch))
     }
 
     /// Remove `source` from an assignment. [`crate::DecisionOutcome::RevokeTarget`]
@@ -266,18 +303,18 @@ impl SqliteLedger {
         ctx: &ChangeContext,
     ) -> Result<Decision> {
         let ch = LedgerChange::revoke(key.clone(), source.clone(), ctx.clone());
-        self.write(|tx| apply_change(tx, &ch))
+        self.write_named(|tx, n| apply_change(tx, n, &ch))
     }
 
     /// Apply many grants/revokes in one transaction (all or nothing), in order.
     pub fn apply_changes(&self, changes: &[LedgerChange]) -> Result<Vec<Decision>> {
-        self.write(|tx| changes.iter().map(|ch| apply_change(tx, ch)).collect())
+        self.write_named(|tx, n| changes.iter().map(|ch| apply_change(tx, n, ch)).collect())
     }
 
     /// Record a terminal success on the target. Confirmed state changes only here (or
     /// through [`SqliteLedger::commit_outcome`]).
     pub fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome> {
-        self.write(|tx| apply_confirm(tx, c))
+        self.write_named(|tx, n| apply_confirm(tx, n, c))
     }
 
     /// The sources of one assignment, ordered by source key.

@@ -95,8 +95,65 @@ impl OpenOptions {
     }
 }
 
+/// Interned-name cache of the writer connection, aware of transactions: names interned
+/// inside a transaction become visible to later transactions only once it commits.
+#[derive(Default)]
+pub(crate) struct Names {
+    committed: std::collections::HashMap<String, i64>,
+    pending: std::collections::HashMap<String, i64>,
+    /// Keys of `pending` in insertion order (for savepoint rollback).
+    order: Vec<String>,
+}
+
+/// Cached names are dropped when the cache grows beyond this.
+const NAME_CACHE_MAX: usize = 1_000_000;
+
+impl Names {
+    pub(crate) fn get(&self, k: &str) -> Option<i64> {
+        self.committed
+            .get(k)
+            .or_else(|| self.pending.get(k))
+            .copied()
+    }
+
+    pub(crate) fn put(&mut self, k: String, id: i64) {
+        self.order.push(k.clone());
+        self.pending.insert(k, id);
+    }
+
+    /// A savepoint marker (see [`Names::rollback_to`]).
+    pub(crate) fn mark(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Forget names interned after `mark` (their savepoint was rolled back).
+    pub(crate) fn rollback_to(&mut self, mark: usize) {
+        for k in self.order.drain(mark.min(self.order.len())..) {
+            self.pending.remove(&k);
+        }
+    }
+
+    fn commit(&mut self) {
+        if self.committed.len() + self.pending.len() > NAME_CACHE_MAX {
+            self.committed.clear();
+        }
+        self.committed.extend(self.pending.drain());
+        self.order.clear();
+    }
+
+    fn rollback(&mut self) {
+        self.pending.clear();
+        self.order.clear();
+    }
+}
+
+pub(crate) struct Conn {
+    pub(crate) db: Connection,
+    pub(crate) names: Names,
+}
+
 struct Inner {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
     path: Option<PathBuf>,
     synchronous: Synchronous,
     failpoint: AtomicU8,
@@ -201,7 +258,10 @@ impl SqliteLedger {
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                conn: Mutex::new(Conn {
+                    db: conn,
+                    names: Names::default(),
+                }),
                 path,
                 synchronous: opts.synchronous,
                 failpoint: AtomicU8::new(0),
@@ -300,7 +360,7 @@ impl SqliteLedger {
         }
     }
 
-    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Conn>> {
         self.inner
             .conn
             .lock()
@@ -309,18 +369,34 @@ impl SqliteLedger {
 
     /// Run `f` in one `BEGIN IMMEDIATE` transaction; commit on `Ok`, roll back on `Err`.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        self.fail(FailPoint::BeforeCommit)?;
-        tx.commit()?;
-        Ok(out)
+        self.write_named(|tx, _| f(tx))
+    }
+
+    /// [`SqliteLedger::write`] with access to the interned-name cache.
+    pub(crate) fn write_named<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &mut Names) -> Result<T>,
+    ) -> Result<T> {
+        let mut guard = self.lock()?;
+        let Conn { db, names } = &mut *guard;
+        let res = (|| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx, names)?;
+            self.fail(FailPoint::BeforeCommit)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        match res {
+            Ok(_) => names.commit(),
+            Err(_) => names.rollback(),
+        }
+        res
     }
 
     /// Run a read-only `f`.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.lock()?;
-        f(&conn)
+        f(&conn.db)
     }
 
     /// Checkpoint the WAL into the database file (`PRAGMA wal_checkpoint(TRUNCATE)`).

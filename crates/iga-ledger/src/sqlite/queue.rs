@@ -363,7 +363,12 @@ impl SqliteLedger {
         })
     }
 
-    fn commit_outcome_tx(&self, c: &Connection, o: &OutcomeCommit) -> Result<CommitResult> {
+    fn commit_outcome_tx(
+        &self,
+        c: &Connection,
+        names: &mut super::Names,
+        o: &OutcomeCommit,
+    ) -> Result<CommitResult> {
         if o.confirm.is_some() && o.new_state.name() != JobStateName::Succeeded {
             return Err(LedgerError::invalid(
                 "confirm",
@@ -377,7 +382,7 @@ impl SqliteLedger {
         let job = transition_tx(c, &o.job_id, o.new_state.clone(), o.attempt.clone(), o.at)?;
         let confirm = match &o.confirm {
             Some(cf) => {
-                let r = super::ledger::apply_confirm(c, cf)?;
+                let r = super::ledger::apply_confirm(c, names, cf)?;
                 self.fail(FailPoint::AfterLedgerConfirm)?;
                 Some(r)
             }
@@ -405,7 +410,7 @@ impl SqliteLedger {
     /// confirmation, receipts, manual task and audit outbox rows — in one transaction,
     /// or nothing at all.
     pub fn commit_outcome(&self, o: &OutcomeCommit) -> Result<CommitResult> {
-        self.write(|tx| self.commit_outcome_tx(tx, o))
+        self.write_named(|tx, n| self.commit_outcome_tx(tx, n, o))
     }
 
     /// Commit many outcomes in one transaction (throughput). Each outcome is atomic on
@@ -414,17 +419,19 @@ impl SqliteLedger {
     /// its slot while the others commit. A storage error or an injected failure aborts
     /// the whole batch and nothing is committed.
     pub fn commit_outcomes(&self, os: &[OutcomeCommit]) -> Result<Vec<Result<CommitResult>>> {
-        self.write(|tx| {
+        self.write_named(|tx, n| {
             let mut out = Vec::with_capacity(os.len());
             for o in os {
                 tx.execute_batch("SAVEPOINT iga_outcome")?;
-                match self.commit_outcome_tx(tx, o) {
+                let mark = n.mark();
+                match self.commit_outcome_tx(tx, n, o) {
                     Ok(r) => {
                         tx.execute_batch("RELEASE iga_outcome")?;
                         out.push(Ok(r));
                     }
                     Err(e) if e.is_item_error() => {
                         tx.execute_batch("ROLLBACK TO iga_outcome; RELEASE iga_outcome")?;
+                        n.rollback_to(mark);
                         out.push(Err(e));
                     }
                     Err(e) => return Err(e),
