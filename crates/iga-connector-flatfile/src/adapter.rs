@@ -57,6 +57,9 @@ struct State {
     fingerprint: Option<(u64, Option<SystemTime>)>,
     sequence: u64,
     loaded: bool,
+    /// A write failed part-way: the next batch writes a generation even if it changes
+    /// nothing, so the manifest matches the files again.
+    needs_generation: bool,
 }
 
 /// One line of a change file.
@@ -702,6 +705,8 @@ impl FlatFileAdapter {
         let mbytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         self.io();
         write_atomic(&self.file_path(), &full).map_err(|e| classify_io(&e, "write target file"))?;
+        // From here on the disk differs from the last manifest until it is rewritten.
+        st.needs_generation = true;
         if let Some((name, bytes)) = change_file {
             self.io();
             write_atomic(&cfg.dir.join(name), &bytes)
@@ -711,6 +716,7 @@ impl FlatFileAdapter {
         write_atomic(&self.manifest_path(), &mbytes)
             .map_err(|e| classify_io(&e, "write manifest"))?;
         st.sequence = seq;
+        st.needs_generation = false;
         self.io();
         st.fingerprint = std::fs::metadata(self.file_path())
             .ok()
@@ -753,14 +759,19 @@ impl FlatFileAdapter {
             }
             results.push(r);
         }
-        if !changes.is_empty()
-            && let Err(e) = self.write_generation(&mut st, &changes)
-        {
-            // Nothing reached the target: forget the in-memory edits.
-            st.loaded = false;
-            st.fingerprint = None;
-            for i in changed_items {
-                results[i] = Err(e.clone().with_context("operation_id", &ops[i].id));
+        if changes.is_empty() && !st.needs_generation {
+            return results;
+        }
+        match self.write_generation(&mut st, &changes) {
+            Ok(()) => {}
+            Err(e) => {
+                // Forget the in-memory edits: the next call reloads whatever reached
+                // the disk, and writes a fresh generation (manifest included).
+                st.loaded = false;
+                st.fingerprint = None;
+                for i in changed_items {
+                    results[i] = Err(e.clone().with_context("operation_id", &ops[i].id));
+                }
             }
         }
         results
