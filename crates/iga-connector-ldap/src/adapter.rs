@@ -280,9 +280,9 @@ impl LdapAdapter {
             .await?;
         // Prefer the correlation match.
         found.sort_by_key(|e| {
-            !mapping::account_from_entry(cfg, &e.dn, &e.attrs)
+            mapping::account_from_entry(cfg, &e.dn, &e.attrs)
                 .identity_id
-                .is_some_and(|i| i == r.identity_id)
+                .is_none_or(|i| i != r.identity_id)
         });
         Ok(found.into_iter().next())
     }

@@ -132,14 +132,14 @@ impl Pool {
     pub(crate) async fn get(&self) -> Result<Lease> {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut guard = self.slots[slot].conn.lock().await;
-        if let Some((generation, ldap)) = guard.as_mut() {
-            if !ldap.is_closed() {
-                return Ok(Lease {
-                    slot,
-                    generation: *generation,
-                    ldap: ldap.clone(),
-                });
-            }
+        if let Some((generation, ldap)) = guard.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok(Lease {
+                slot,
+                generation: *generation,
+                ldap: ldap.clone(),
+            });
         }
         let ldap = self.connect().await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
