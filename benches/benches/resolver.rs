@@ -22,9 +22,12 @@ fn fixture(identities: usize) -> Vec<Operation> {
                 .with_entitlement(EntitlementRef::group(format!("g{}", i % 50))),
         );
         ops.push(
-            op(2, "scim-app", OperationKind::Grant).with_entitlement(EntitlementRef::role("viewer")),
+            op(2, "scim-app", OperationKind::Grant)
+                .with_entitlement(EntitlementRef::role("viewer")),
         );
-        ops.push(op(3, "ldap", OperationKind::Revoke).with_entitlement(EntitlementRef::group("old")));
+        ops.push(
+            op(3, "ldap", OperationKind::Revoke).with_entitlement(EntitlementRef::group("old")),
+        );
     }
     ops
 }

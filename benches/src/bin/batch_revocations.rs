@@ -43,7 +43,11 @@ fn parse() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--faults: {e}"))?
             }
-            "--seed" => a.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--seed" => {
+                a.seed = value("--seed")?
+                    .parse()
+                    .map_err(|e| format!("--seed: {e}"))?
+            }
             "-h" | "--help" => {
                 return Err("usage: batch_revocations [--ops N] [--faults P] [--seed S]".into());
             }
@@ -106,15 +110,13 @@ async fn run(args: Args) -> ExitCode {
     }
     let batched = config.build();
     let ops = revocations(&batched, n);
-    let engine = BatchEngine::new(
-        BatchConfig::default().seed(args.seed).retry(
-            RetryPolicy::new(12, Duration::from_secs(60)).backoff(BackoffConfig::new(
-                Duration::from_millis(50),
-                Duration::from_secs(1),
-                2.0,
-            )),
-        ),
-    );
+    let engine = BatchEngine::new(BatchConfig::default().seed(args.seed).retry(
+        RetryPolicy::new(12, Duration::from_secs(60)).backoff(BackoffConfig::new(
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+            2.0,
+        )),
+    ));
     let targets = Targets::new().with("contoso", "entra", Arc::new(batched.clone()));
     let t0 = Instant::now();
     let report = engine.run(&targets, ops).await;
@@ -133,10 +135,17 @@ async fn run(args: Args) -> ExitCode {
         s.faults_injected
     );
     if !report.all_succeeded() {
-        failures.push(format!("{} revocations not confirmed: {:?}", n - report.succeeded(), report.counts()));
+        failures.push(format!(
+            "{} revocations not confirmed: {:?}",
+            n - report.succeeded(),
+            report.counts()
+        ));
     }
     if !batched.assignments().is_empty() {
-        failures.push(format!("{} memberships still present", batched.assignments().len()));
+        failures.push(format!(
+            "{} memberships still present",
+            batched.assignments().len()
+        ));
     }
 
     // Naive: one apply per operation, same target shape and concurrency, no faults.

@@ -514,7 +514,8 @@ impl BatchEngine {
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut attempt: u32 = 1;
         loop {
-            let chunks: Vec<Vec<usize>> = pending.chunks(batch_max).map(<[usize]>::to_vec).collect();
+            let chunks: Vec<Vec<usize>> =
+                pending.chunks(batch_max).map(<[usize]>::to_vec).collect();
             let calls = chunks.iter().map(|chunk| {
                 let ops: Vec<Operation> = chunk.iter().map(|&k| items[k].1.clone()).collect();
                 async move {

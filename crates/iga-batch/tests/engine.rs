@@ -73,8 +73,15 @@ async fn only_failures_are_retried_and_a_lost_response_is_not_applied_twice() {
     assert_eq!(report.retries, 3);
     assert_eq!(report.throttled, 1);
     assert_eq!(a.stats().batch_items, 43);
-    assert!(t0.elapsed() >= Duration::from_secs(2), "Retry-After honoured");
-    for (i, kind) in [(0, ErrorKind::RateLimited), (1, ErrorKind::Unavailable), (2, ErrorKind::Timeout)] {
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "Retry-After honoured"
+    );
+    for (i, kind) in [
+        (0, ErrorKind::RateLimited),
+        (1, ErrorKind::Unavailable),
+        (2, ErrorKind::Timeout),
+    ] {
         let item = &report.items[i];
         assert_eq!(item.attempts, 2);
         assert_eq!(item.errors.len(), 1);
@@ -137,12 +144,22 @@ async fn permanent_failures_are_not_retried_and_missing_targets_are_named() {
     let a = graph_like("entra");
     let mut ops = revocations(&a, "acme", 2);
     ops.push(
-        Operation::new("acme", "entra", OperationKind::Grant, Identity::person("acme-u0"))
-            .with_entitlement(EntitlementRef::group("does-not-exist")),
+        Operation::new(
+            "acme",
+            "entra",
+            OperationKind::Grant,
+            Identity::person("acme-u0"),
+        )
+        .with_entitlement(EntitlementRef::group("does-not-exist")),
     );
     ops.push(
-        Operation::new("other", "entra", OperationKind::Revoke, Identity::person("x"))
-            .with_entitlement(group()),
+        Operation::new(
+            "other",
+            "entra",
+            OperationKind::Revoke,
+            Identity::person("x"),
+        )
+        .with_entitlement(group()),
     );
     let targets = Targets::new().with("acme", "entra", Arc::new(a.clone()));
     let report = engine().run(&targets, ops).await;
@@ -204,7 +221,10 @@ async fn a_configured_rate_limit_paces_the_target() {
     assert!(report.all_succeeded());
     // 100 operations at 20/s with a burst of 20: about 4 s.
     let el = t0.elapsed();
-    assert!(el >= Duration::from_millis(3900) && el < Duration::from_millis(4500), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(3900) && el < Duration::from_millis(4500),
+        "{el:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -272,7 +292,11 @@ async fn plans_run_wave_by_wave_with_strictness() {
         &report.items[4].result,
         ItemResult::Skipped { dependency } if dependency.0 == "s0" || dependency.0 == "s1"
     ));
-    assert_eq!(scim.stats().calls, 0, "nothing undeclared reached the SCIM app");
+    assert_eq!(
+        scim.stats().calls,
+        0,
+        "nothing undeclared reached the SCIM app"
+    );
     assert_eq!(audit.account_count(), 0);
     assert!(entra.has_member("alice", &group()));
 }

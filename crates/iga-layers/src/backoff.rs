@@ -141,9 +141,7 @@ impl Backoff {
             Jitter::Decorrelated => {
                 let lo = c.initial.as_secs_f64();
                 let hi = (self.prev.as_secs_f64() * c.base * 3.0).max(lo);
-                self.rng
-                    .random_range(lo..=hi)
-                    .min(c.max.as_secs_f64())
+                self.rng.random_range(lo..=hi).min(c.max.as_secs_f64())
             }
         };
         let d = Duration::from_secs_f64(secs);
@@ -216,7 +214,10 @@ mod tests {
         let mut b = Backoff::new(cfg, 7);
         for n in 1..50 {
             let d = b.delay(n, None);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_secs(1), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_secs(1),
+                "{d:?}"
+            );
         }
     }
 

@@ -211,7 +211,10 @@ impl TargetLimiter {
         t.throttled += 1;
         t.pause_until = t.pause_until.max(Some(now + pause));
         t.slow_until = t.slow_until.max(Some(now + pause + self.config.slow_for));
-        tracing::debug!(pause_ms = pause.as_millis() as u64, "target throttled; pausing and slowing down");
+        tracing::debug!(
+            pause_ms = pause.as_millis() as u64,
+            "target throttled; pausing and slowing down"
+        );
     }
 
     /// Inspect results and report the first rate-limit error, if any.
@@ -359,6 +362,7 @@ impl<A: ProvisioningAdapter> ProvisioningAdapter for RateLimit<A> {
         scope: &AssignmentScope,
         page: PageRequest,
     ) -> Result<Page<Assignment>> {
-        self.guard(1, self.inner.list_assignments(scope, page)).await
+        self.guard(1, self.inner.list_assignments(scope, page))
+            .await
     }
 }

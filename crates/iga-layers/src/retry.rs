@@ -39,6 +39,12 @@ pub trait RetryObserver: Send + Sync + 'static {
     fn before_sleep(&self, event: &RetryEvent<'_>);
 }
 
+/// One retry sequence: its backoff state and start time.
+struct Sequence {
+    backoff: Backoff,
+    started: Instant,
+}
+
 /// Configuration of [`Retry`]: the policy and the jitter seed.
 #[derive(Clone)]
 pub struct RetryLayer {
@@ -131,16 +137,18 @@ impl<A> Retry<A> {
         &self.inner
     }
 
-    fn backoff(&self) -> Backoff {
+    fn sequence(&self) -> Sequence {
         let seed = self.rng.lock().expect("retry rng lock").random();
-        Backoff::new(self.layer.policy.backoff, seed)
+        Sequence {
+            backoff: Backoff::new(self.layer.policy.backoff, seed),
+            started: Instant::now(),
+        }
     }
 
     /// Sleep before retry number `retry`, or return false if the policy forbids it.
     async fn pause(
         &self,
-        backoff: &mut Backoff,
-        started: Instant,
+        seq: &mut Sequence,
         retry: u32,
         call: &'static str,
         error: &Error,
@@ -151,8 +159,8 @@ impl<A> Retry<A> {
         if retry >= p.max_attempts {
             return false;
         }
-        let delay = backoff.delay(retry, retry_after);
-        if started.elapsed() + delay > p.max_elapsed {
+        let delay = seq.backoff.delay(retry, retry_after);
+        if seq.started.elapsed() + delay > p.max_elapsed {
             return false;
         }
         if let Some(o) = &self.layer.observer {
@@ -176,8 +184,7 @@ impl<A: ProvisioningAdapter> Retry<A> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let started = Instant::now();
-        let mut backoff = self.backoff();
+        let mut seq = self.sequence();
         let mut attempt = 1;
         loop {
             match f().await {
@@ -187,10 +194,7 @@ impl<A: ProvisioningAdapter> Retry<A> {
                         return Err(e);
                     }
                     let ra = e.retry_after();
-                    if !self
-                        .pause(&mut backoff, started, attempt, name, &e, ra, 1)
-                        .await
-                    {
+                    if !self.pause(&mut seq, attempt, name, &e, ra, 1).await {
                         return Err(exhausted(e, attempt));
                     }
                     attempt += 1;
@@ -220,8 +224,7 @@ impl<A: ProvisioningAdapter> ProvisioningAdapter for Retry<A> {
     }
 
     async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Outcome>> {
-        let started = Instant::now();
-        let mut backoff = self.backoff();
+        let mut seq = self.sequence();
         let mut results: Vec<Option<Result<Outcome>>> = vec![None; ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut attempt = 1;
@@ -246,15 +249,7 @@ impl<A: ProvisioningAdapter> ProvisioningAdapter for Retry<A> {
             }
             let Some(err) = first_err else { break };
             if !self
-                .pause(
-                    &mut backoff,
-                    started,
-                    attempt,
-                    "apply_batch",
-                    &err,
-                    wait,
-                    again.len(),
-                )
+                .pause(&mut seq, attempt, "apply_batch", &err, wait, again.len())
                 .await
             {
                 for &i in &again {
@@ -278,8 +273,10 @@ impl<A: ProvisioningAdapter> ProvisioningAdapter for Retry<A> {
     }
 
     async fn list_accounts(&self, page: PageRequest) -> Result<Page<Account>> {
-        self.call("list_accounts", None, || self.inner.list_accounts(page.clone()))
-            .await
+        self.call("list_accounts", None, || {
+            self.inner.list_accounts(page.clone())
+        })
+        .await
     }
 
     async fn list_entitlements(&self, page: PageRequest) -> Result<Page<EntitlementInfo>> {

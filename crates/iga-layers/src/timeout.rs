@@ -95,15 +95,13 @@ impl<A: ProvisioningAdapter> ProvisioningAdapter for Timeout<A> {
     }
 
     async fn apply(&self, op: &Operation) -> Result<Outcome> {
-        self.run("apply", self.inner.apply(op))
-            .await
-            .map_err(|e| {
-                if e.operation().is_some() {
-                    e
-                } else {
-                    e.with_context("operation_id", &op.id)
-                }
-            })
+        self.run("apply", self.inner.apply(op)).await.map_err(|e| {
+            if e.operation().is_some() {
+                e
+            } else {
+                e.with_context("operation_id", &op.id)
+            }
+        })
     }
 
     async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Outcome>> {

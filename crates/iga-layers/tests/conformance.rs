@@ -41,7 +41,10 @@ async fn capability_check_passes() {
     let a = target(MemoryAdapter::config("memory"));
     let wrapped = CapabilityCheckLayer.layer(a.clone());
     assert_eq!(wrapped.to_string(), "CapabilityCheck(Memory(memory))");
-    check(run_conformance("capability-check", &wrapped, &fixture(&a)).await, &a);
+    check(
+        run_conformance("capability-check", &wrapped, &fixture(&a)).await,
+        &a,
+    );
 }
 
 #[tokio::test]
@@ -63,7 +66,10 @@ async fn concurrency_limit_passes() {
     let wrapped = ConcurrencyLimitLayer::new(2).layer(a.clone());
     assert_eq!(wrapped.to_string(), "ConcurrencyLimit(Memory(memory))");
     assert_eq!(wrapped.capabilities().max_concurrency, Some(2));
-    check(run_conformance("concurrency-limit", &wrapped, &fixture(&a)).await, &a);
+    check(
+        run_conformance("concurrency-limit", &wrapped, &fixture(&a)).await,
+        &a,
+    );
 }
 
 #[tokio::test]
@@ -104,7 +110,9 @@ impl FaultInjector for PermanentFaultsOnly {
 #[tokio::test]
 async fn retry_passes() {
     let a = target(MemoryAdapter::config("memory"));
-    let wrapped = RetryLayer::new(RetryPolicy::default()).seed(1).layer(a.clone());
+    let wrapped = RetryLayer::new(RetryPolicy::default())
+        .seed(1)
+        .layer(a.clone());
     assert_eq!(wrapped.to_string(), "Retry(Memory(memory))");
     let f = fixture(&a).faults(Arc::new(PermanentFaultsOnly(a.clone())));
     check(run_conformance("retry", &wrapped, &f).await, &a);

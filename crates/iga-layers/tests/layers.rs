@@ -3,21 +3,31 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use iga_adapter::{ErrorKind, Fault, MemoryAdapter, NoOpReason, Outcome, ProvisioningAdapter, RetryStatus};
+use iga_adapter::{
+    ErrorKind, Fault, MemoryAdapter, NoOpReason, Outcome, ProvisioningAdapter, RetryStatus,
+};
 use iga_directive::{EntitlementRef, Identity, Operation, OperationKind};
 use iga_layers::*;
 use tokio::time::Instant;
 use tower_layer::Layer;
 
 fn revoke(n: usize) -> Operation {
-    Operation::new("acme", "entra", OperationKind::Revoke, Identity::person(format!("u{n}")))
-        .with_entitlement(EntitlementRef::group("G"))
-        .with_id(format!("op{n}"))
+    Operation::new(
+        "acme",
+        "entra",
+        OperationKind::Revoke,
+        Identity::person(format!("u{n}")),
+    )
+    .with_entitlement(EntitlementRef::group("G"))
+    .with_id(format!("op{n}"))
 }
 
 fn seeded(a: &MemoryAdapter, n: usize) {
     for i in 0..n {
-        a.seed_membership(&Identity::person(format!("u{i}")), &EntitlementRef::group("G"));
+        a.seed_membership(
+            &Identity::person(format!("u{i}")),
+            &EntitlementRef::group("G"),
+        );
     }
 }
 
@@ -54,7 +64,9 @@ async fn retry_recovers_from_429_after_its_retry_after() {
 async fn retry_of_a_lost_response_is_already_in_state_and_effective_once() {
     let a = MemoryAdapter::new("entra");
     seeded(&a, 1);
-    let r = RetryLayer::new(RetryPolicy::default()).seed(4).layer(a.clone());
+    let r = RetryLayer::new(RetryPolicy::default())
+        .seed(4)
+        .layer(a.clone());
     a.inject(Fault::ResponseLost);
     let out = r.apply(&revoke(0)).await.unwrap();
     assert_eq!(out, Outcome::no_op(NoOpReason::AlreadyAbsent));
@@ -96,8 +108,13 @@ async fn retry_stops_when_the_retry_after_exceeds_the_elapsed_budget() {
 async fn retry_never_retries_permanent_errors() {
     let a = MemoryAdapter::new("entra");
     let r = RetryLayer::new(RetryPolicy::default()).layer(a.clone());
-    let grant = Operation::new("acme", "entra", OperationKind::Grant, Identity::person("nobody"))
-        .with_entitlement(EntitlementRef::group("missing"));
+    let grant = Operation::new(
+        "acme",
+        "entra",
+        OperationKind::Grant,
+        Identity::person("nobody"),
+    )
+    .with_entitlement(EntitlementRef::group("missing"));
     let e = r.apply(&grant).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(e.retry(), RetryStatus::Permanent);
@@ -141,7 +158,10 @@ async fn timeout_fails_a_slow_call_with_a_temporary_timeout() {
     let e = t.apply(&revoke(0)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(e.is_retryable());
-    assert!(e.to_string().contains("per-attempt timeout of 50 ms"), "{e}");
+    assert!(
+        e.to_string().contains("per-attempt timeout of 50 ms"),
+        "{e}"
+    );
     let results = t.apply_batch(&[revoke(1)]).await;
     assert!(matches!(&results[0], Err(e) if e.kind() == ErrorKind::Timeout));
 }
@@ -170,7 +190,10 @@ async fn rate_limit_paces_calls_and_pauses_after_429() {
     }
     // 1 token at once, then one per 100 ms.
     let el = t0.elapsed();
-    assert!(el >= Duration::from_millis(400) && el < Duration::from_millis(500), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(400) && el < Duration::from_millis(500),
+        "{el:?}"
+    );
 
     a.inject(Fault::RateLimited(Some(Duration::from_secs(2))));
     let e = r.apply(&revoke(5)).await.unwrap_err();
@@ -181,7 +204,11 @@ async fn rate_limit_paces_calls_and_pauses_after_429() {
     // Slowed to half rate: the next call waits ~200 ms instead of ~100 ms.
     let t2 = Instant::now();
     r.apply(&revoke(7)).await.unwrap();
-    assert!(t2.elapsed() >= Duration::from_millis(150), "{:?}", t2.elapsed());
+    assert!(
+        t2.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t2.elapsed()
+    );
     assert_eq!(r.limiter().throttled(), 1);
 }
 
@@ -196,7 +223,11 @@ async fn rate_limit_charges_one_token_per_batch_item() {
     assert!(t0.elapsed() < Duration::from_millis(10));
     let ops: Vec<_> = (20..40).map(revoke).collect();
     r.apply_batch(&ops).await;
-    assert!(t0.elapsed() >= Duration::from_millis(950), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -205,10 +236,18 @@ async fn capability_check_rejects_before_the_inner_adapter_sees_anything() {
         .operations(&[OperationKind::Grant])
         .build();
     let c = CapabilityCheckLayer.layer(a.clone());
-    let del = Operation::new("acme", "ro", OperationKind::DeleteAccount, Identity::person("x"));
+    let del = Operation::new(
+        "acme",
+        "ro",
+        OperationKind::DeleteAccount,
+        Identity::person("x"),
+    );
     let e = c.apply(&del).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("checked_by=capability-check layer"), "{e}");
+    assert!(
+        e.to_string().contains("checked_by=capability-check layer"),
+        "{e}"
+    );
     // In a batch: the undeclared item fails, the declared one is forwarded, order kept.
     a.seed_membership(&Identity::person("x"), &EntitlementRef::group("G"));
     let grant = Operation::new("acme", "ro", OperationKind::Grant, Identity::person("x"))

@@ -433,7 +433,12 @@ impl Resolver {
 }
 
 /// Call `f(from, to)` for every oriented pair of `members` the dependency covers.
-fn for_pairs(ops: &[Operation], members: &[usize], d: &Dependency, mut f: impl FnMut(usize, usize)) {
+fn for_pairs(
+    ops: &[Operation],
+    members: &[usize],
+    d: &Dependency,
+    mut f: impl FnMut(usize, usize),
+) {
     let before: Vec<usize> = members
         .iter()
         .copied()
@@ -444,10 +449,10 @@ fn for_pairs(ops: &[Operation], members: &[usize], d: &Dependency, mut f: impl F
     }
     for &b in members.iter().filter(|&&i| d.after.matches(&ops[i])) {
         for &a in &before {
-            if a != b {
-                if let Some((x, y)) = Dependency::orient(a, b, ops) {
-                    f(x, y);
-                }
+            if a != b
+                && let Some((x, y)) = Dependency::orient(a, b, ops)
+            {
+                f(x, y);
             }
         }
     }
@@ -462,7 +467,11 @@ fn step_label(op: &Operation) -> String {
 }
 
 /// Find the shortest cycle through `start` and name it.
-fn cycle_error(graph: &DiGraph<(), Strictness, u32>, ops: &[Operation], start: NodeIndex) -> ResolveError {
+fn cycle_error(
+    graph: &DiGraph<(), Strictness, u32>,
+    ops: &[Operation],
+    start: NodeIndex,
+) -> ResolveError {
     let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = VecDeque::new();
     for s in graph.neighbors_directed(start, Direction::Outgoing) {
@@ -609,10 +618,8 @@ impl Plan {
                 out.push_str(&format!("  #{i} {}", self.ops[i].describe()));
                 let deps = self.dependencies(i);
                 if !deps.is_empty() {
-                    let list: Vec<String> = deps
-                        .iter()
-                        .map(|(d, s)| format!("#{d} ({s})"))
-                        .collect();
+                    let list: Vec<String> =
+                        deps.iter().map(|(d, s)| format!("#{d} ({s})")).collect();
                     out.push_str(&format!("  after {}", list.join(", ")));
                 }
                 out.push('\n');

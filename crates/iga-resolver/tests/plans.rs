@@ -261,7 +261,12 @@ fn cyclic_ops() -> Vec<Operation> {
             "entra",
             EntitlementRef::new(iga_directive::EntitlementKind::License, "E5"),
         ),
-        grant(1, "erin", "exchange", EntitlementRef::group("mailbox-users")),
+        grant(
+            1,
+            "erin",
+            "exchange",
+            EntitlementRef::group("mailbox-users"),
+        ),
         grant(2, "zed", "entra", EntitlementRef::group("unrelated")),
     ]
 }
