@@ -156,6 +156,22 @@ impl SignedReceipt {
         self.receipt.issued_at
     }
 
+    /// The row a store persists, consuming the receipt (no copy of the JWS).
+    pub fn into_record(self) -> ReceiptRecord {
+        let r = self.receipt;
+        ReceiptRecord {
+            receipt_id: r.receipt_id,
+            chain_id: r.chain_id,
+            seq: r.seq,
+            directive_id: r.directive_id.0,
+            operation_id: r.operation_id.0,
+            jws: self.jws,
+            payload_sha256: self.payload_sha256,
+            prev_sha256: r.prev_sha256,
+            created_at: r.issued_at,
+        }
+    }
+
     /// The row a store persists.
     pub fn to_record(&self) -> ReceiptRecord {
         ReceiptRecord {
@@ -382,7 +398,7 @@ impl ChainState {
             completed_at: draft.completed_at,
             issued_at,
         };
-        let payload = crate::canonical::to_canonical_json(&receipt)?;
+        let payload = crate::receipt::receipt_canonical_bytes(&receipt)?;
         let payload_sha256 = sha256_hex(&payload);
         let jws = sign_with_header(&signer.key, &signer.receipt_header, &payload)?;
         Ok(SignedReceipt {

@@ -62,14 +62,15 @@ pub fn sign_with_header(
     header_b64: &str,
     payload: &[u8],
 ) -> Result<String, ReceiptError> {
-    let payload_b64 = b64url_encode(payload);
-    let mut token = String::with_capacity(header_b64.len() + payload_b64.len() + 90);
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut token = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 92);
     token.push_str(header_b64);
     token.push('.');
-    token.push_str(&payload_b64);
+    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
     let sig = key.sign(token.as_bytes())?;
     token.push('.');
-    token.push_str(&b64url_encode(sig));
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
     Ok(token)
 }
 

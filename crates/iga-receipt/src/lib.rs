@@ -65,7 +65,7 @@ pub use jws::{
 pub use keys::{Algorithm, Jwk, Jwks, KeyRing, KeyType, SigningKey, VerifyingKey};
 pub use receipt::{
     ExecutionReceipt, GENESIS_SHA256, Outcome, RECEIPT_TYP, RECEIPT_VERSION, ReceiptDraft,
-    request_digest,
+    receipt_canonical_bytes, request_digest,
 };
 pub use verify::{
     BreakReason, ChainBreak, ChainReport, ChainVerifier, VerifiedReceipt, verify_chain,

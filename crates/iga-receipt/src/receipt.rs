@@ -292,3 +292,231 @@ impl ReceiptDraft {
         self
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Fast canonical serialization of receipts.
+//
+// Mirror structs whose fields are declared in canonical (sorted) order, serialized by
+// serde_json, whose string escaping equals the canonical escaping. This avoids building a
+// `serde_json::Value` tree per receipt (the hot path of signing and verifying). The
+// test `fast_canonical_equals_generic` and the verifier's canonical-form check keep it
+// identical to `canonical::to_canonical_json`.
+
+#[derive(Serialize)]
+struct CanonApproval<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approver: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decided_at: Option<&'a Timestamp>,
+    system: &'a str,
+    ticket_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct CanonEntitlement<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<&'a str>,
+    id: &'a str,
+    kind: &'a iga_directive::EntitlementKind,
+}
+
+#[derive(Serialize)]
+struct CanonOutcome<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct CanonReceipt<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<CanonApproval<'a>>,
+    attempts: u32,
+    chain_id: &'a str,
+    completed_at: &'a Timestamp,
+    directive_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entitlement: Option<CanonEntitlement<'a>>,
+    identity: &'a str,
+    issued_at: &'a Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    native_id: Option<&'a str>,
+    operation: OperationKind,
+    operation_id: &'a str,
+    outcome: CanonOutcome<'a>,
+    prev_sha256: &'a str,
+    receipt_id: &'a str,
+    request_sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_at: Option<&'a Timestamp>,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<&'a Timestamp>,
+    system: &'a str,
+    tenant: &'a str,
+    version: u32,
+}
+
+/// The canonical JSON bytes of a receipt payload (identical to
+/// `canonical::to_canonical_json(receipt)`, computed without an intermediate JSON tree).
+pub fn receipt_canonical_bytes(r: &ExecutionReceipt) -> Result<Vec<u8>, ReceiptError> {
+    let (by, error_kind, message, reason) = match &r.outcome {
+        Outcome::Applied | Outcome::AlreadyInState => (None, None, None, None),
+        Outcome::Failed {
+            error_kind,
+            message,
+        }
+        | Outcome::Escalated {
+            error_kind,
+            message,
+        } => (
+            None,
+            Some(error_kind.as_str()),
+            Some(message.as_str()),
+            None,
+        ),
+        Outcome::Rejected { reason, by } => (by.as_deref(), None, None, Some(reason.as_str())),
+    };
+    let c = CanonReceipt {
+        approval: r.approval.as_ref().map(|a| CanonApproval {
+            approver: a.approver.as_deref(),
+            decided_at: a.decided_at.as_ref(),
+            system: &a.system,
+            ticket_id: &a.ticket_id,
+            url: a.url.as_deref(),
+        }),
+        attempts: r.attempts,
+        chain_id: &r.chain_id,
+        completed_at: &r.completed_at,
+        directive_id: &r.directive_id.0,
+        entitlement: r.entitlement.as_ref().map(|e| CanonEntitlement {
+            display_name: e.display_name.as_deref(),
+            id: &e.id,
+            kind: &e.kind,
+        }),
+        identity: &r.identity,
+        issued_at: &r.issued_at,
+        native_id: r.native_id.as_deref(),
+        operation: r.operation,
+        operation_id: &r.operation_id.0,
+        outcome: CanonOutcome {
+            by,
+            error_kind,
+            message,
+            reason,
+            status: r.outcome.status(),
+        },
+        prev_sha256: &r.prev_sha256,
+        receipt_id: &r.receipt_id,
+        request_sha256: &r.request_sha256,
+        requested_at: r.requested_at.as_ref(),
+        seq: r.seq,
+        source: r.source.as_deref(),
+        started_at: r.started_at.as_ref(),
+        system: &r.system,
+        tenant: &r.tenant,
+        version: r.version,
+    };
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &c).map_err(|e| ReceiptError::Invalid {
+        context: format!("receipt {}", r.receipt_id),
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iga_directive::{EntitlementKind, Identity, Operation};
+
+    fn t(s: &str) -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn fast_canonical_equals_generic() {
+        let op = Operation::new(
+            "acme",
+            "entra",
+            OperationKind::Revoke,
+            Identity::person("a\"li\\ce\n✓"),
+        )
+        .with_entitlement(
+            EntitlementRef::new(EntitlementKind::Generic("racf_group".into()), "G\u{1}1")
+                .with_display_name("Grüppe \"1\""),
+        );
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::AlreadyInState,
+            Outcome::failed("invalid_input", "bad \"mail\"\t"),
+            Outcome::escalated("unavailable", "down"),
+            Outcome::rejected("no", Some("dave".into())),
+            Outcome::rejected("no", None),
+        ];
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let mut d =
+                ReceiptDraft::for_operation(&op, outcome, t("2026-03-01T09:00:00.123456789Z"))
+                    .unwrap();
+            if i % 2 == 0 {
+                d = d
+                    .approval(
+                        ApprovalRef::new("jira", "ACC-1")
+                            .approver("carol")
+                            .decided_at(t("2026-02-28T23:59:59+01:00"))
+                            .url("https://x/y?a=b&c=\"d\""),
+                    )
+                    .source("request:jira:ACC-1")
+                    .native_id("uid=a,ou=x")
+                    .started_at(t("2026-03-01T08:00:00Z"));
+            }
+            let r = ExecutionReceipt {
+                version: RECEIPT_VERSION,
+                receipt_id: "r".into(),
+                chain_id: "n/entra".into(),
+                seq: 7,
+                prev_sha256: GENESIS_SHA256.into(),
+                directive_id: d.directive_id,
+                operation_id: d.operation_id,
+                operation: d.operation,
+                tenant: d.tenant,
+                system: d.system,
+                identity: d.identity,
+                native_id: d.native_id,
+                entitlement: if i == 5 { None } else { d.entitlement },
+                source: d.source,
+                approval: d.approval,
+                outcome: d.outcome,
+                request_sha256: d.request_sha256,
+                attempts: 3,
+                requested_at: if i == 1 {
+                    Some(t("2026-01-01T00:00:00Z"))
+                } else {
+                    None
+                },
+                started_at: d.started_at,
+                completed_at: d.completed_at,
+                issued_at: t("2026-03-01T09:00:01Z"),
+            };
+            let fast = receipt_canonical_bytes(&r).unwrap();
+            let generic = crate::canonical::to_canonical_json(&r).unwrap();
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(generic).unwrap(),
+                "case {i}"
+            );
+        }
+    }
+}

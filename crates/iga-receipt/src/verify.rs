@@ -8,7 +8,7 @@ use crate::JwsError;
 use crate::chain::{CHAIN_HEAD_TYP, ChainHead, ChainHeadRecord, ReceiptRecord, sha256_hex};
 use crate::jws::{JwsHeader, verify_compact};
 use crate::keys::KeyRing;
-use crate::receipt::{ExecutionReceipt, GENESIS_SHA256, RECEIPT_TYP};
+use crate::receipt::{ExecutionReceipt, GENESIS_SHA256, RECEIPT_TYP, RECEIPT_VERSION};
 
 /// A receipt whose signature verified and whose payload is canonical.
 #[derive(Debug, Clone)]
@@ -192,15 +192,27 @@ pub fn verify_receipt(jws: &str, keys: &KeyRing) -> Result<VerifiedReceipt, Brea
             v.header.typ
         )));
     }
-    let value: Value =
-        serde_json::from_slice(&v.payload).map_err(|e| BreakReason::BadPayload(e.to_string()))?;
-    if crate::canonical::canonicalize(&value) != v.payload {
-        return Err(BreakReason::BadPayload(
-            "payload is not in canonical JSON form".into(),
-        ));
-    }
-    let receipt: ExecutionReceipt =
-        serde_json::from_value(value).map_err(|e| BreakReason::BadPayload(e.to_string()))?;
+    // Fast path: decode straight into the struct and compare with its canonical bytes.
+    // Unknown members (a newer payload version) or duplicates take the generic path.
+    let receipt = match serde_json::from_slice::<ExecutionReceipt>(&v.payload) {
+        Ok(r)
+            if r.version <= RECEIPT_VERSION
+                && crate::receipt::receipt_canonical_bytes(&r).ok().as_deref()
+                    == Some(&v.payload[..]) =>
+        {
+            r
+        }
+        _ => {
+            let value: Value = serde_json::from_slice(&v.payload)
+                .map_err(|e| BreakReason::BadPayload(e.to_string()))?;
+            if crate::canonical::canonicalize(&value) != v.payload {
+                return Err(BreakReason::BadPayload(
+                    "payload is not in canonical JSON form".into(),
+                ));
+            }
+            serde_json::from_value(value).map_err(|e| BreakReason::BadPayload(e.to_string()))?
+        }
+    };
     Ok(VerifiedReceipt {
         receipt,
         header: v.header,
