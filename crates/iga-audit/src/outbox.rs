@@ -35,17 +35,20 @@ pub struct OutboxError(pub String);
 /// Where undelivered events wait.
 ///
 /// Contract: `claim(limit)` returns up to `limit` of the oldest un-acknowledged entries
-/// in id order, without removing them; calling it again before `ack` returns the same
-/// entries (so a crash or a failed delivery never loses one). `ack(ids)` removes them.
-/// One pump per outbox (a store shared by several nodes should lease claims).
+/// in id order, without deleting them; entries claimed but never acknowledged become
+/// claimable again (at once, or after a lease in a shared store), so a crash or a failed
+/// delivery never loses one. `ack(ids)` removes them. The pump holds a claimed batch
+/// until every sink took it and never claims again in between.
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// The oldest un-acknowledged entries.
     async fn claim(&self, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError>;
     /// Mark entries delivered.
     async fn ack(&self, ids: &[u64]) -> Result<(), OutboxError>;
-    /// Number of un-acknowledged entries.
-    async fn backlog(&self) -> Result<u64, OutboxError>;
+    /// Number of un-acknowledged entries, when the outbox can count them cheaply.
+    async fn backlog(&self) -> Result<Option<u64>, OutboxError> {
+        Ok(None)
+    }
 }
 
 /// The in-memory outbox is full; the event was not stored.
@@ -133,7 +136,7 @@ impl Outbox for MemoryOutbox {
         Ok(())
     }
 
-    async fn backlog(&self) -> Result<u64, OutboxError> {
-        Ok(self.len() as u64)
+    async fn backlog(&self) -> Result<Option<u64>, OutboxError> {
+        Ok(Some(self.len() as u64))
     }
 }

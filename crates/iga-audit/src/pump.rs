@@ -64,8 +64,11 @@ impl Default for PumpConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PumpStatus {
-    /// Undelivered events in the outbox (after the last step).
-    pub backlog: u64,
+    /// Undelivered events in the outbox after the last step (`None` when the outbox
+    /// cannot count; see `pending`).
+    pub backlog: Option<u64>,
+    /// Events of the batch currently held by the pump (claimed, not yet acknowledged).
+    pub pending: u64,
     /// Events delivered to every sink and acknowledged since start.
     pub delivered: u64,
     /// Failed delivery attempts since start.
@@ -219,8 +222,11 @@ impl DeliveryPump {
     }
 
     async fn update_backlog(&self) {
-        if let Ok(b) = self.outbox.backlog().await {
-            self.status.send_modify(|s| s.backlog = b);
-        }
+        let pending = self.pending.as_ref().map_or(0, |(b, _)| b.len() as u64);
+        let backlog = self.outbox.backlog().await.ok().flatten();
+        self.status.send_modify(|s| {
+            s.backlog = backlog;
+            s.pending = pending;
+        });
     }
 }

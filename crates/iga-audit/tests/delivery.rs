@@ -208,7 +208,7 @@ async fn pump_survives_siem_outage_without_loss_or_blocking() {
         loop {
             status.changed().await.unwrap();
             let s = status.borrow().clone();
-            if s.consecutive_failures >= 2 && s.backlog >= 500 {
+            if s.consecutive_failures >= 2 && s.backlog >= Some(500) {
                 return s;
             }
         }
@@ -326,8 +326,8 @@ async fn slow_siem_never_blocks_and_bounded_outbox_refuses_instead_of_waiting() 
     // the pump drains it in bounded batches
     assert_eq!(pump.run_once().await.unwrap(), 10);
     assert_eq!(slow.got.load(Ordering::SeqCst), 10);
-    assert_eq!(pump.status().borrow().backlog, 990);
-    assert_eq!(outbox.backlog().await.unwrap(), 990);
+    assert_eq!(pump.status().borrow().backlog, Some(990));
+    assert_eq!(outbox.backlog().await.unwrap(), Some(990));
 }
 
 /// A sink that fails the first `fail` sends.
@@ -380,8 +380,8 @@ async fn failed_batch_stays_in_the_outbox_and_is_retried() {
     assert!(pump.run_once().await.is_err());
     let st = pump.status().borrow().clone();
     assert_eq!(
-        (st.failures, st.consecutive_failures, st.backlog),
-        (2, 2, 5)
+        (st.failures, st.consecutive_failures, st.backlog, st.pending),
+        (2, 2, Some(5), 5)
     );
     assert_eq!(pump.run_once().await.unwrap(), 5);
     assert!(outbox.is_empty());
