@@ -487,3 +487,40 @@ async fn update_disable_enable_and_password_round_trip() {
     let e = a.create_user(&impostor, BTreeMap::new()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
 }
+
+#[tokio::test]
+async fn tls_misconfiguration_fails_cleanly_and_verification_is_default() {
+    let slapd = Slapd::start();
+    // ldaps:// against a plain-LDAP port: the TLS handshake fails; a classified error,
+    // no panic, no secret.
+    let mut cfg = slapd.config();
+    cfg.url = format!("ldaps://127.0.0.1:{}/", slapd.port());
+    cfg.timeout = std::time::Duration::from_secs(5);
+    assert!(
+        !cfg.tls.danger_skip_verify,
+        "verification must be on by default"
+    );
+    let a = LdapAdapter::new(cfg).unwrap();
+    let e = a.check().await.unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Unavailable | ErrorKind::ConfigInvalid | ErrorKind::Timeout
+        ),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains(slapd.password()));
+    // StartTLS against a server without TLS configured is refused before any bind.
+    let cfg = slapd.config().with_tls(iga_connector_ldap::TlsConfig {
+        starttls: true,
+        ..Default::default()
+    });
+    let a = LdapAdapter::new(cfg).unwrap();
+    let e = a.check().await.unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(
+        a.connections_opened(),
+        0,
+        "no bind without TLS when StartTLS is asked"
+    );
+}
