@@ -15,8 +15,13 @@ use iga_scenarios::*;
 
 async fn down_world(source: MemorySource) -> World {
     let w = world_with(
-        vec![SystemSpec::new("ldap").with_settings(SystemSettings::new().pass_attempts(2))],
-        |b| b.source(Arc::new(source)),
+        vec![SystemSpec::new("ldap").with_settings(SystemSettings::new())],
+        |b| {
+            b.source(Arc::new(source)).batch(
+                iga_batch::BatchConfig::default()
+                    .retry(iga_batch::RetryPolicy::new(2, Duration::from_secs(5))),
+            )
+        },
     )
     .await;
     let t = w.target("ldap");

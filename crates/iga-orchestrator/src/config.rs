@@ -115,15 +115,16 @@ impl Guardrail {
 
     /// Whether `removals` out of `population` trip the guardrail; the reason if so.
     pub fn trips(&self, removals: usize, population: usize) -> Option<String> {
-        if let Some(max) = self.max_removals {
-            if removals > max {
-                return Some(format!(
-                    "mass-revocation guardrail: {removals} removals planned, threshold {max}"
-                ));
-            }
+        if let Some(max) = self.max_removals.filter(|max| removals > *max) {
+            return Some(format!(
+                "mass-revocation guardrail: {removals} removals planned, threshold {max}"
+            ));
         }
-        if let Some(f) = self.max_fraction {
-            if population >= self.min_population.max(1) {
+        if let Some(f) = self
+            .max_fraction
+            .filter(|_| population >= self.min_population.max(1))
+        {
+            {
                 let frac = removals as f64 / population as f64;
                 if frac > f {
                     return Some(format!(
@@ -148,23 +149,17 @@ pub struct SystemSettings {
     pub guardrail: Guardrail,
     /// How directives expand into operations (e.g. ensure the account before a grant).
     pub expand: ExpandOptions,
-    /// Short retries of one item within a pass (attempts, including the first).
-    pub pass_attempts: u32,
-    /// Upper bound of one in-pass wait (a longer Retry-After ends the pass for the
-    /// item; the long retry takes over).
-    pub pass_max_wait: Duration,
 }
 
 impl SystemSettings {
-    /// Defaults: default retry policy, no guardrail, no account expansion, 3 attempts
-    /// per pass, in-pass waits up to 30 s.
+    /// Defaults: default retry policy, no guardrail, no account expansion. (Short
+    /// in-pass retries, batching, concurrency and rate limits are the batch engine's:
+    /// `OrchestratorBuilder::batch`.)
     pub fn new() -> Self {
         Self {
             retry: RetryPolicy::default(),
             guardrail: Guardrail::off(),
             expand: ExpandOptions::default(),
-            pass_attempts: 3,
-            pass_max_wait: Duration::from_secs(30),
         }
     }
 
@@ -183,12 +178,6 @@ impl SystemSettings {
     /// Ensure the account exists before each grant.
     pub fn ensure_accounts(mut self) -> Self {
         self.expand = ExpandOptions::ensure_account();
-        self
-    }
-
-    /// Set in-pass attempts (≥ 1).
-    pub fn pass_attempts(mut self, n: u32) -> Self {
-        self.pass_attempts = n.max(1);
         self
     }
 }

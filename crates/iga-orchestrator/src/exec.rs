@@ -1,14 +1,16 @@
-//! Executes one wave of operations on one system within a pass: native batches,
-//! bounded concurrency, per-item short retries honouring Retry-After.
+//! Execution glue: results of the batch engine in the orchestrator's terms, and the
+//! `mid_batch` crash hook.
 
-use std::time::Duration;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::stream::{self, StreamExt};
-use iga_adapter::{Error, Outcome, ProvisioningAdapter};
+use async_trait::async_trait;
+use iga_adapter::{
+    Account, AdapterInfo, Assignment, AssignmentScope, Capabilities, EntitlementInfo, Error,
+    ErrorKind, ObjectRef, Observed, Outcome, Page, PageRequest, ProvisioningAdapter,
+};
 use iga_directive::Operation;
-use rand::Rng;
-
-use crate::SystemSettings;
 
 /// The final result of one operation in a pass, with every error seen.
 #[derive(Debug, Clone)]
@@ -18,72 +20,117 @@ pub(crate) struct ItemResult {
     pub(crate) attempts: u32,
 }
 
-/// Execute `ops` (all on `adapter`'s system). One result per input, in order.
-pub(crate) async fn execute(
-    adapter: &dyn ProvisioningAdapter,
-    ops: &[Operation],
-    settings: &SystemSettings,
-) -> Vec<ItemResult> {
-    let caps = adapter.capabilities();
-    let batch = caps.batch_max.max(1);
-    let concurrency = caps.max_concurrency.unwrap_or(4).max(1);
-    let mut out: Vec<Option<ItemResult>> = vec![None; ops.len()];
-    let mut errors: Vec<Vec<Error>> = vec![Vec::new(); ops.len()];
-    let mut pending: Vec<usize> = (0..ops.len()).collect();
-    let max_attempts = settings.pass_attempts.max(1);
-    for attempt in 1..=max_attempts {
-        let chunks: Vec<Vec<usize>> = pending.chunks(batch).map(|c| c.to_vec()).collect();
-        let results: Vec<(Vec<usize>, Vec<Result<Outcome, Error>>)> = stream::iter(chunks)
-            .map(|idx| async move {
-                let slice: Vec<Operation> = idx.iter().map(|&i| ops[i].clone()).collect();
-                let r = if slice.len() == 1 {
-                    vec![adapter.apply(&slice[0]).await]
-                } else {
-                    adapter.apply_batch(&slice).await
-                };
-                (idx, r)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let mut retry = Vec::new();
-        let mut wait = Duration::ZERO;
-        for (idx, rs) in results {
-            for (i, r) in idx.into_iter().zip(rs) {
-                match r {
-                    Err(e)
-                        if e.is_retryable()
-                            && attempt < max_attempts
-                            && e.retry_after().unwrap_or_default() <= settings.pass_max_wait =>
-                    {
-                        wait = wait.max(e.retry_after().unwrap_or_default());
-                        errors[i].push(e);
-                        retry.push(i);
-                    }
-                    r => {
-                        if let Err(e) = &r {
-                            errors[i].push(e.clone());
-                        }
-                        out[i] = Some(ItemResult {
-                            result: r,
-                            errors: std::mem::take(&mut errors[i]),
-                            attempts: attempt,
-                        });
-                    }
-                }
-            }
+impl ItemResult {
+    pub(crate) fn from_report(r: iga_batch::ItemReport, describe: impl Fn(&str) -> String) -> Self {
+        let result = match r.result {
+            iga_batch::ItemResult::Succeeded(o) => Ok(o),
+            iga_batch::ItemResult::Failed(e) => Err(e),
+            iga_batch::ItemResult::DependencyFailed { dependency }
+            | iga_batch::ItemResult::Skipped { dependency } => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "not attempted: dependency `{}` did not succeed",
+                    describe(&dependency.0)
+                ),
+            )),
+            other => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("unknown batch result {other:?}"),
+            )),
+        };
+        Self {
+            result,
+            errors: r.errors,
+            attempts: r.attempts,
         }
-        if retry.is_empty() {
-            break;
-        }
-        // Exponential backoff with full jitter, at least the longest Retry-After.
-        let cap = 100u64 << attempt.min(8);
-        let jitter = Duration::from_millis(rand::rng().random_range(0..=cap));
-        tokio::time::sleep(wait.max(jitter)).await;
-        retry.sort_unstable();
-        pending = retry;
     }
-    out.into_iter()
-        .map(|r| r.expect("every item reaches a final result within the pass"))
-        .collect()
+
+    pub(crate) fn failed(e: Error) -> Self {
+        Self {
+            result: Err(e),
+            errors: Vec::new(),
+            attempts: 0,
+        }
+    }
+}
+
+/// Wraps an adapter so that the process aborts right after the `n`-th call that
+/// changes the target has returned: some batches of a pass applied, the rest not, and
+/// nothing committed. Installed only when `IGA_CRASH_AT=mid_batch[:n]` is set.
+pub(crate) struct MidBatchCrash {
+    inner: Arc<dyn ProvisioningAdapter>,
+    calls: Arc<AtomicU64>,
+    at: u64,
+}
+
+impl MidBatchCrash {
+    pub(crate) fn wrap(
+        inner: Arc<dyn ProvisioningAdapter>,
+        calls: Arc<AtomicU64>,
+        at: u64,
+    ) -> Arc<dyn ProvisioningAdapter> {
+        Arc::new(Self { inner, calls, at })
+    }
+
+    fn tick(&self) {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            eprintln!("failpoint mid_batch reached: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+impl fmt::Debug for MidBatchCrash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MidBatchCrash({:?})", self.inner)
+    }
+}
+
+impl fmt::Display for MidBatchCrash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MidBatchCrash({})", self.inner)
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl ProvisioningAdapter for MidBatchCrash {
+    fn info(&self) -> AdapterInfo {
+        self.inner.info()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn check(&self) -> iga_adapter::Result<()> {
+        self.inner.check().await
+    }
+    async fn apply(&self, op: &Operation) -> iga_adapter::Result<Outcome> {
+        let r = self.inner.apply(op).await;
+        self.tick();
+        r
+    }
+    async fn apply_batch(&self, ops: &[Operation]) -> Vec<iga_adapter::Result<Outcome>> {
+        let r = self.inner.apply_batch(ops).await;
+        self.tick();
+        r
+    }
+    async fn read(&self, o: &ObjectRef) -> iga_adapter::Result<Option<Observed>> {
+        self.inner.read(o).await
+    }
+    async fn list_accounts(&self, p: PageRequest) -> iga_adapter::Result<Page<Account>> {
+        self.inner.list_accounts(p).await
+    }
+    async fn list_entitlements(
+        &self,
+        p: PageRequest,
+    ) -> iga_adapter::Result<Page<EntitlementInfo>> {
+        self.inner.list_entitlements(p).await
+    }
+    async fn list_assignments(
+        &self,
+        s: &AssignmentScope,
+        p: PageRequest,
+    ) -> iga_adapter::Result<Page<Assignment>> {
+        self.inner.list_assignments(s, p).await
+    }
 }

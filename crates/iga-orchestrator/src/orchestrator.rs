@@ -23,7 +23,7 @@ use iga_ledger::{
 use iga_receipt::{
     ChainId, ChainReport, ChainState, KeyRing, ReceiptDraft, ReceiptSigner, VerifyingKey,
 };
-use iga_resolver::{Gate, OpStatus, Resolver, ResolverConfig};
+use iga_resolver::{Resolver, ResolverConfig};
 use rand::SeedableRng;
 use tokio::sync::Mutex;
 
@@ -55,6 +55,7 @@ pub struct OrchestratorBuilder {
     coexistence: Vec<(String, CoexistenceMode)>,
     external_poll: Duration,
     seed: u64,
+    batch: iga_batch::BatchConfig,
 }
 
 impl fmt::Debug for OrchestratorBuilder {
@@ -87,7 +88,15 @@ impl OrchestratorBuilder {
             coexistence: Vec::new(),
             external_poll: Duration::from_secs(30),
             seed: 0x1ca,
+            batch: iga_batch::BatchConfig::default(),
         }
+    }
+
+    /// The batch engine's configuration: in-pass retries (default 5 attempts within
+    /// 60 s, honouring Retry-After), per-target concurrency, per-system rate limits.
+    pub fn batch(mut self, config: iga_batch::BatchConfig) -> Self {
+        self.batch = config;
+        self
     }
 
     /// The durable store (required).
@@ -189,6 +198,14 @@ impl OrchestratorBuilder {
         if requeued > 0 {
             tracing::warn!(requeued, node = %self.node, "re-queued jobs left in flight by a previous run");
         }
+        let crash = Failpoints::from_env();
+        let mut systems = self.systems;
+        if let Some(("mid_batch", n)) = crash.point.as_ref().map(|(p, n)| (p.as_str(), *n)) {
+            let calls = Arc::new(AtomicU64::new(0));
+            for sys in systems.values_mut() {
+                sys.adapter = exec::MidBatchCrash::wrap(sys.adapter.clone(), calls.clone(), n);
+            }
+        }
         let mut keys = KeyRing::new().with(signer.key().verifying_key().clone());
         for k in self.old_keys {
             keys = keys.with(k);
@@ -196,7 +213,7 @@ impl OrchestratorBuilder {
         Ok(Orchestrator {
             inner: Arc::new(Inner {
                 store,
-                systems: self.systems,
+                systems,
                 signer,
                 keys,
                 sources: self.sources,
@@ -206,7 +223,8 @@ impl OrchestratorBuilder {
                 chains: Mutex::new(HashMap::new()),
                 external_poll: self.external_poll,
                 rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(self.seed)),
-                crash: Failpoints::from_env(),
+                batch: iga_batch::BatchEngine::new(self.batch),
+                crash,
                 requeued,
             }),
         })
@@ -225,6 +243,7 @@ struct Inner {
     chains: Mutex<HashMap<String, ChainState>>,
     external_poll: Duration,
     rng: std::sync::Mutex<rand::rngs::StdRng>,
+    batch: iga_batch::BatchEngine,
     crash: Failpoints,
     requeued: usize,
 }
@@ -811,75 +830,53 @@ impl Orchestrator {
         }
         r.operations += ops.len();
         let mut results: Vec<Option<ItemResult>> = vec![None; ops.len()];
-        match self.inner.resolver.plan(ops.clone()) {
+        // Legacy-proxy systems: handed to the legacy provisioner, not executed by us.
+        let mut native: Vec<usize> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            if modes.get(&op.system) == Some(&CoexistenceMode::LegacyProxy) {
+                results[i] = Some(ItemResult {
+                    result: Ok(Outcome::Pending {
+                        external_ref: format!("legacy:{}", op.system),
+                    }),
+                    errors: vec![],
+                    attempts: 0,
+                });
+            } else {
+                native.push(i);
+            }
+        }
+        let native_ops: Vec<Operation> = native.iter().map(|&i| ops[i].clone()).collect();
+        match self.inner.resolver.plan(native_ops) {
             Err(e) => {
-                for res in results.iter_mut() {
-                    *res = Some(ItemResult {
-                        result: Err(AdapterError::new(ErrorKind::InvalidInput, e.to_string())),
-                        errors: vec![],
-                        attempts: 0,
-                    });
+                for &i in &native {
+                    results[i] = Some(ItemResult::failed(AdapterError::new(
+                        ErrorKind::InvalidInput,
+                        e.to_string(),
+                    )));
                 }
             }
             Ok(plan) => {
-                let mut status: Vec<Option<OpStatus>> = vec![None; ops.len()];
-                for wave in plan.waves() {
-                    let mut by_system: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-                    for &i in wave {
-                        match plan.gate(i, |d| status[d]) {
-                            Gate::Run => {
-                                by_system.entry(ops[i].system.as_str()).or_default().push(i)
-                            }
-                            Gate::Fail { dependency }
-                            | Gate::Skip { dependency }
-                            | Gate::Waiting { dependency } => {
-                                let msg = format!(
-                                    "not attempted: dependency `{}` did not succeed",
-                                    ops[dependency].describe()
-                                );
-                                status[i] = Some(OpStatus::Failed);
-                                results[i] = Some(ItemResult {
-                                    result: Err(AdapterError::new(ErrorKind::Unavailable, msg)),
-                                    errors: vec![],
-                                    attempts: 0,
-                                });
-                            }
-                        }
+                let mut targets = iga_batch::Targets::new();
+                for &i in &native {
+                    let op = &ops[i];
+                    if targets.get(&op.tenant, &op.system).is_none() {
+                        targets.insert(
+                            &op.tenant,
+                            &op.system,
+                            self.inner.systems[&op.system].adapter.clone(),
+                        );
                     }
-                    let futs = by_system.into_iter().map(|(system, idx)| {
-                        let sys = &self.inner.systems[system];
-                        let legacy = modes.get(system) == Some(&CoexistenceMode::LegacyProxy);
-                        let batch: Vec<Operation> = idx.iter().map(|&i| ops[i].clone()).collect();
-                        async move {
-                            let res = if legacy {
-                                batch
-                                    .iter()
-                                    .map(|_| ItemResult {
-                                        result: Ok(Outcome::Pending {
-                                            external_ref: format!("legacy:{system}"),
-                                        }),
-                                        errors: vec![],
-                                        attempts: 0,
-                                    })
-                                    .collect()
-                            } else {
-                                exec::execute(sys.adapter.as_ref(), &batch, &sys.settings).await
-                            };
-                            (idx, res)
-                        }
-                    });
-                    let done = futures::future::join_all(futs).await;
-                    self.inner.crash.hit("mid_batch");
-                    for (idx, res) in done {
-                        for (i, ir) in idx.into_iter().zip(res) {
-                            status[i] = Some(match &ir.result {
-                                Ok(o) if o.is_done() => OpStatus::Succeeded,
-                                Ok(_) => OpStatus::Skipped,
-                                Err(_) => OpStatus::Failed,
-                            });
-                            results[i] = Some(ir);
-                        }
-                    }
+                }
+                let by_id: HashMap<&str, String> = ops
+                    .iter()
+                    .map(|o| (o.id.0.as_str(), o.describe()))
+                    .collect();
+                let report = self.inner.batch.run_plan(&targets, &plan).await;
+                for item in report.items {
+                    let i = native[item.index];
+                    results[i] = Some(ItemResult::from_report(item, |id| {
+                        by_id.get(id).cloned().unwrap_or_else(|| id.to_string())
+                    }));
                 }
             }
         }
@@ -1238,9 +1235,12 @@ impl Orchestrator {
             } else {
                 let sys = &self.inner.systems[&d.system];
                 let ops = d.operations(sys.settings.expand);
-                let res = exec::execute(sys.adapter.as_ref(), &ops, &sys.settings).await;
-                res.iter()
-                    .all(|ir| matches!(&ir.result, Ok(o) if o.is_done()))
+                let targets =
+                    iga_batch::Targets::new().with(&d.tenant, &d.system, sys.adapter.clone());
+                let report = self.inner.batch.run(&targets, ops).await;
+                report.items.iter().all(
+                    |it| matches!(&it.result, iga_batch::ItemResult::Succeeded(o) if o.is_done()),
+                )
             };
             if !done {
                 continue;
@@ -1555,21 +1555,43 @@ impl Orchestrator {
     /// Access on the target that no source intends is reported, not revoked: removing it
     /// needs a decision (submit a revoke with the right source, or import it). With
     /// `dry_run` nothing is submitted.
-    pub async fn remediate(&self, tenant: &str, system: &str, dry_run: bool) -> Result<Vec<AccessDirective>> {
+    pub async fn remediate(
+        &self,
+        tenant: &str,
+        system: &str,
+        dry_run: bool,
+    ) -> Result<Vec<AccessDirective>> {
         let report = self.reconcile(tenant, system).await?;
         let now = self.now();
         let mut out = Vec::new();
         for item in &report.missing {
             let key = AssignmentKey::new(tenant, &item.identity, system, item.entitlement.clone());
-            let Some(src) = self.inner.store.sources_of(&key).await?.into_iter().find(|s| s.intended) else {
+            let Some(src) = self
+                .inner
+                .store
+                .sources_of(&key)
+                .await?
+                .into_iter()
+                .find(|s| s.intended)
+            else {
                 continue;
             };
-            let id = format!("remediate:{}:{}:{}", key, src.source.key(), now.timestamp_micros());
-            let mut b = AccessDirective::builder(tenant, system, iga_directive::Identity::person(&item.identity), Action::Grant)
-                .entitlement(item.entitlement.clone())
-                .source(src.source.clone())
-                .id(id)
-                .requested_at(now);
+            let id = format!(
+                "remediate:{}:{}:{}",
+                key,
+                src.source.key(),
+                now.timestamp_micros()
+            );
+            let mut b = AccessDirective::builder(
+                tenant,
+                system,
+                iga_directive::Identity::person(&item.identity),
+                Action::Grant,
+            )
+            .entitlement(item.entitlement.clone())
+            .source(src.source.clone())
+            .id(id)
+            .requested_at(now);
             if let GrantSource::Request { approval } = &src.source {
                 let (sys, ticket) = approval.split_once(':').unwrap_or((approval.as_str(), ""));
                 b = b.approval(iga_directive::ApprovalRef::new(sys, ticket));
