@@ -156,7 +156,7 @@ impl SigningKey {
             source,
         })?;
         let ctx = format!("file {}", path.display());
-        if bytes.starts_with(b"-----") || bytes.iter().take(64).all(|b| b.is_ascii()) {
+        if bytes.windows(10).any(|w| w == b"-----BEGIN") {
             let text = String::from_utf8(bytes).map_err(|_| ReceiptError::Key {
                 context: ctx.clone(),
                 reason: "PEM file is not valid UTF-8".into(),
