@@ -24,10 +24,12 @@ use std::time::Instant;
 
 use iga_connector_flatfile::{ImportOptions, Importer, Record, RejectPolicy};
 
-const DEPTS: [&str; 8] = ["Finance", "Sales", "Ops", "IT", "HR", "Legal", "R&D", "Support"];
+const DEPTS: [&str; 8] = [
+    "Finance", "Sales", "Ops", "IT", "HR", "Legal", "R&D", "Support",
+];
 const ROLES: [&str; 12] = [
-    "SYS1", "PAYROLL", "AUDITOR", "CICSUSR", "DB2READ", "DB2WRITE", "TSOUSER", "BATCH",
-    "OPERATOR", "SECADM", "HELPDESK", "REPORTS",
+    "SYS1", "PAYROLL", "AUDITOR", "CICSUSR", "DB2READ", "DB2WRITE", "TSOUSER", "BATCH", "OPERATOR",
+    "SECADM", "HELPDESK", "REPORTS",
 ];
 
 /// Row `i` (0-based) as cells; `bad` tells whether it was made invalid on purpose.
@@ -53,12 +55,26 @@ fn row(i: u64, cells: &mut [String; 7]) -> bool {
     if bad_date {
         cells[6].push_str("2021-02-30");
     } else {
-        let _ = write!(cells[6], "{:04}-{:02}-{:02}", 2000 + i % 24, 1 + i % 12, 1 + i % 28);
+        let _ = write!(
+            cells[6],
+            "{:04}-{:02}-{:02}",
+            2000 + i % 24,
+            1 + i % 12,
+            1 + i % 28
+        );
     }
     bad_dup || bad_date
 }
 
-const HEADER: [&str; 7] = ["account_id", "display_name", "email", "department", "roles", "active", "hire_date"];
+const HEADER: [&str; 7] = [
+    "account_id",
+    "display_name",
+    "email",
+    "department",
+    "roles",
+    "active",
+    "hire_date",
+];
 
 fn generate_csv(path: &Path, rows: u64) -> std::io::Result<u64> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -68,7 +84,11 @@ fn generate_csv(path: &Path, rows: u64) -> std::io::Result<u64> {
     for i in 0..rows {
         bad += u64::from(row(i, &mut cells));
         // display_name holds a comma: quote it.
-        writeln!(w, "{},\"{}\",{},{},{},{},{}", cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6])?;
+        writeln!(
+            w,
+            "{},\"{}\",{},{},{},{},{}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+        )?;
     }
     w.flush()?;
     Ok(bad)
@@ -155,7 +175,9 @@ fn main() -> ExitCode {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
             "--format" => format = args.next().unwrap_or_default(),
             other => {
-                eprintln!("unknown argument {other}; usage: flatfile_import [--rows N] [--format csv|xlsx]");
+                eprintln!(
+                    "unknown argument {other}; usage: flatfile_import [--rows N] [--format csv|xlsx]"
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -182,7 +204,11 @@ fn main() -> ExitCode {
     );
 
     let t = Instant::now();
-    let raw_rows = if format == "csv" { raw_parse_csv(&path) } else { raw_parse_xlsx(&path) };
+    let raw_rows = if format == "csv" {
+        raw_parse_csv(&path)
+    } else {
+        raw_parse_xlsx(&path)
+    };
     let raw_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -216,11 +242,29 @@ fn main() -> ExitCode {
         && m.entitlements.as_deref() == Some("roles")
         && m.enabled.as_deref() == Some("active");
     let checks = [
-        (raw_rows == rows, format!("raw parse saw {raw_rows} rows, expected {rows}")),
-        (report.rows_rejected == expected_bad, format!("rejected {} rows, expected {expected_bad}", report.rows_rejected)),
-        (accounts == rows - expected_bad, format!("imported {accounts} accounts, expected {}", rows - expected_bad)),
+        (
+            raw_rows == rows,
+            format!("raw parse saw {raw_rows} rows, expected {rows}"),
+        ),
+        (
+            report.rows_rejected == expected_bad,
+            format!(
+                "rejected {} rows, expected {expected_bad}",
+                report.rows_rejected
+            ),
+        ),
+        (
+            accounts == rows - expected_bad,
+            format!(
+                "imported {accounts} accounts, expected {}",
+                rows - expected_bad
+            ),
+        ),
         (ok_mapping, format!("unexpected inferred mapping {m:?}")),
-        (grants >= accounts, format!("{grants} role grants for {accounts} accounts")),
+        (
+            grants >= accounts,
+            format!("{grants} role grants for {accounts} accounts"),
+        ),
     ];
     for (ok, why) in checks {
         if !ok {
