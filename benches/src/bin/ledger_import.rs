@@ -71,6 +71,21 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) of this process so far, from /proc/self/stat (seconds).
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn raw_sqlite(path: &std::path::Path, n: u64, sync: Synchronous) -> rusqlite::Result<f64> {
     let mut c = rusqlite::Connection::open(path)?;
     c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
@@ -141,12 +156,16 @@ fn main() -> ExitCode {
     };
 
     // Baseline: plain rusqlite insert of the same rows into a bare table.
+    let cpu0 = cpu_secs();
     let raw_secs = match raw_sqlite(&dir.path().join("raw.db"), rules, sync) {
         Ok(s) => s,
         Err(e) => return fail(format!("raw sqlite baseline: {e}")),
     };
     let raw_rate = rules as f64 / raw_secs;
-    eprintln!("raw sqlite: {rules} rows in {raw_secs:.3} s ({raw_rate:.0}/s)");
+    eprintln!(
+        "raw sqlite: {rules} rows in {raw_secs:.3} s ({raw_rate:.0}/s), cpu {:.2} s",
+        cpu_secs() - cpu0
+    );
 
     let db = dir.path().join("ledger.db");
     let ledger = match SqliteLedger::open_with(&db, OpenOptions::default().synchronous(sync)) {
@@ -158,6 +177,7 @@ fn main() -> ExitCode {
         .actor("ledger_import")
         .default_tenant("acme")
         .progress(250_000, |p| eprintln!("  imported {} rows", p.rows_read));
+    let cpu1 = cpu_secs();
     let start = Instant::now();
     let report = ledger.import(opts, |sink| {
         let mut r = Row::default();
@@ -176,6 +196,7 @@ fn main() -> ExitCode {
         Ok(())
     });
     let secs = start.elapsed().as_secs_f64();
+    let import_cpu = cpu_secs() - cpu1;
     let report = match report {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -183,7 +204,7 @@ fn main() -> ExitCode {
     let peak = peak_rss_mb();
     let rate = rules as f64 / secs;
     eprintln!(
-        "ledger import: {} rows ({} changed) in {secs:.3} s, digest {}",
+        "ledger import: {} rows ({} changed) in {secs:.3} s, cpu {import_cpu:.2} s, digest {}",
         report.rows_read, report.rows_changed, report.digest
     );
 
