@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+// The reference-counting rules and helpers are only used by the SQLite store today.
+#![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 
 mod coexistence;
 mod error;
