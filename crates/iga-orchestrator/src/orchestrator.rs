@@ -224,6 +224,7 @@ impl OrchestratorBuilder {
                 external_poll: self.external_poll,
                 rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(self.seed)),
                 batch: iga_batch::BatchEngine::new(self.batch),
+                intake: std::sync::Mutex::new(HashMap::new()),
                 crash,
                 requeued,
             }),
@@ -246,7 +247,13 @@ struct Inner {
     batch: iga_batch::BatchEngine,
     crash: Failpoints,
     requeued: usize,
+    /// Write-through cache of directives persisted by this process and not yet planned,
+    /// so planning does not read back what it just wrote. Entries leave when planned;
+    /// bounded by `INTAKE_CACHE_MAX` (misses fall back to the store).
+    intake: std::sync::Mutex<HashMap<String, AccessDirective>>,
 }
+
+const INTAKE_CACHE_MAX: usize = 200_000;
 
 /// Crash-test hooks: `IGA_CRASH_AT=<point>[:<nth>]` aborts the process the nth time the
 /// named step boundary is reached. Points: `after_persist`, `mid_batch`,
@@ -404,6 +411,7 @@ impl Orchestrator {
     pub async fn submit(&self, ds: Vec<AccessDirective>) -> Result<SubmitReport> {
         self.validate(&ds)?;
         let r = self.inner.store.persist_directives(&ds, self.now()).await?;
+        self.remember(&ds);
         self.inner.crash.hit("after_persist");
         Ok(SubmitReport {
             accepted: r.inserted,
@@ -514,21 +522,34 @@ impl Orchestrator {
         Ok(r)
     }
 
+    fn remember(&self, ds: &[AccessDirective]) {
+        let mut cache = self.inner.intake.lock().expect("intake cache");
+        for d in ds {
+            if cache.len() >= INTAKE_CACHE_MAX {
+                break;
+            }
+            cache.entry(d.id.0.clone()).or_insert_with(|| d.clone());
+        }
+    }
+
+    /// Directives of jobs, from the intake cache (taking them out) or the store.
     async fn directives_of(&self, jobs: &[FulfillmentJob]) -> Result<Vec<AccessDirective>> {
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let d =
-                self.inner
-                    .store
-                    .directive(&j.id)
-                    .await?
-                    .ok_or_else(|| OrchestratorError::Job {
+        let mut out: Vec<Option<AccessDirective>> = {
+            let mut cache = self.inner.intake.lock().expect("intake cache");
+            jobs.iter().map(|j| cache.remove(&j.id)).collect()
+        };
+        for (slot, j) in out.iter_mut().zip(jobs) {
+            if slot.is_none() {
+                let d = self.inner.store.directive(&j.id).await?.ok_or_else(|| {
+                    OrchestratorError::Job {
                         job: j.id.clone(),
                         reason: "directive missing from the store".into(),
-                    })?;
-            out.push(d);
+                    }
+                })?;
+                *slot = Some(d);
+            }
         }
-        Ok(out)
+        Ok(out.into_iter().map(|d| d.expect("filled")).collect())
     }
 
     /// Ledger decisions for grant/revoke directives, in order, in one transaction.
@@ -563,13 +584,27 @@ impl Orchestrator {
 
     /// Level-triggered: execute when intent and confirmed target state disagree, so a
     /// re-plan after a crash decides the same way.
+    async fn mode_of(
+        &self,
+        modes: &mut HashMap<String, CoexistenceMode>,
+        system: &str,
+    ) -> Result<CoexistenceMode> {
+        if let Some(m) = modes.get(system) {
+            return Ok(*m);
+        }
+        let m = self.inner.store.coexistence(system).await?;
+        modes.insert(system.to_string(), m);
+        Ok(m)
+    }
+
     async fn plan_of(
         &self,
         d: &AccessDirective,
         dec: Option<Decision>,
         now: Timestamp,
+        modes: &mut HashMap<String, CoexistenceMode>,
     ) -> Result<Plan> {
-        let mode = self.inner.store.coexistence(&d.system).await?;
+        let mode = self.mode_of(modes, &d.system).await?;
         let Some(dec) = dec else {
             return Ok(match mode {
                 CoexistenceMode::ShadowCompare => Plan::Skip(format!(
@@ -672,6 +707,7 @@ impl Orchestrator {
                 .collect();
             let decisions = self.decide(&unstaged, now).await?;
             let mut commits = Vec::with_capacity(ds.len());
+            let mut modes = HashMap::new();
             let mut k = 0;
             for (i, d) in ds.iter().enumerate() {
                 if let Some(reason) = staged.remove(&i) {
@@ -694,7 +730,7 @@ impl Orchestrator {
                 }
                 let dec = decisions[k];
                 k += 1;
-                match self.plan_of(d, dec, now).await? {
+                match self.plan_of(d, dec, now, &mut modes).await? {
                     Plan::Execute => {
                         r.planned += 1;
                         commits.push(
@@ -741,7 +777,7 @@ impl Orchestrator {
                 .await?
                 .remove(0);
             let dec = self.decide(&[&d], now).await?.remove(0);
-            let plan = self.plan_of(&d, dec, now).await?;
+            let plan = self.plan_of(&d, dec, now, &mut HashMap::new()).await?;
             let released = audit(
                 EventKind::DirectiveReleased,
                 &d,
