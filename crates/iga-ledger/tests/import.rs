@@ -1,4 +1,5 @@
 //! Bulk import: iterator and CSV, idempotence, progress, all-or-nothing errors, replay.
+#![cfg(feature = "sqlite")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Reference counting, intent vs confirmed, queries, history and persistence.
+#![cfg(feature = "sqlite")]
 
 mod common;
 

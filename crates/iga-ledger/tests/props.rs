@@ -1,6 +1,7 @@
 //! Property tests: random interleavings of grant / revoke / execute-success /
 //! execute-failure from several sources across identities and entitlements, against a
 //! simulated target system.
+#![cfg(feature = "sqlite")]
 
 use std::collections::{BTreeMap, BTreeSet};
 

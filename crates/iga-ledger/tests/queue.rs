@@ -1,4 +1,5 @@
 //! Durable job queue, cursors, manual tasks.
+#![cfg(feature = "sqlite")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Opening, migrations and the async `LedgerStore` handle.
+#![cfg(feature = "sqlite")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The unit of work, failpoints, receipts and the audit outbox.
+#![cfg(feature = "sqlite")]
 
 mod common;
 
