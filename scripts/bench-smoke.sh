@@ -12,6 +12,8 @@ declare -A SMOKE_ARGS=(
   [batch_revocations]="--ops 100"
   [receipts]="--receipts 2000"
   [pipeline]="--directives 2000"
+  [ldap_pipeline]="--ops 100"
+  [flatfile_import]="--rows 20000"
 )
 
 shopt -s nullglob

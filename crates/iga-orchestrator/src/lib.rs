@@ -21,6 +21,7 @@
 //! a step boundary for crash tests.
 #![deny(missing_docs)]
 
+mod audit;
 mod config;
 mod error;
 mod exec;
@@ -28,6 +29,7 @@ mod orchestrator;
 mod reconcile;
 mod report;
 
+pub use audit::StoreOutbox;
 pub use config::{Guardrail, RetryPolicy, SystemSettings};
 pub use error::{OrchestratorError, Result};
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};

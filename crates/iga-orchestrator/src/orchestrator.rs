@@ -278,11 +278,12 @@ impl Failpoints {
     }
 
     fn hit(&self, name: &str) {
-        if let Some((p, n)) = &self.point {
-            if p == name && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-                eprintln!("failpoint {name} reached: aborting");
-                std::process::abort();
-            }
+        if let Some((p, n)) = &self.point
+            && p == name
+            && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *n
+        {
+            eprintln!("failpoint {name} reached: aborting");
+            std::process::abort();
         }
     }
 }
@@ -290,8 +291,8 @@ impl Failpoints {
 /// The fulfilment pipeline for embedding. Cheap to clone (shared state).
 ///
 /// persist directive → ledger decides (reference count) → resolver orders → execute in
-/// native batches → one unit of work commits job state + ledger confirmation + receipt
-/// + audit outbox row. Every step is durable; a restart resumes in-flight work and
+/// native batches → one unit of work commits job state, ledger confirmation, receipt
+/// and audit outbox row. Every step is durable; a restart resumes in-flight work and
 /// replays cause no second effective change (operations are idempotent by outcome).
 #[derive(Clone)]
 pub struct Orchestrator {
@@ -371,6 +372,23 @@ impl Orchestrator {
     /// The public keys receipts verify with, as a JWKS document.
     pub fn jwks_json(&self) -> String {
         self.inner.keys.to_jwks_json()
+    }
+
+    /// A delivery pump from this store's audit outbox to `sinks` (CEF, LEEF, RFC 5424,
+    /// JSON lines over file/UDP/TCP). Run it beside the orchestrator (`pump.run(..)`); a
+    /// slow or absent SIEM never blocks provisioning, and nothing is lost meanwhile.
+    pub fn audit_pump(
+        &self,
+        sinks: Vec<iga_audit::SinkBinding>,
+        config: iga_audit::PumpConfig,
+    ) -> iga_audit::DeliveryPump {
+        let outbox = crate::StoreOutbox::new(
+            self.inner.store.clone(),
+            self.inner.clock.clone(),
+            format!("{}-audit", self.inner.node),
+            Duration::from_secs(60),
+        );
+        iga_audit::DeliveryPump::new(Arc::new(outbox), sinks, config)
     }
 
     /// The key ring receipts verify with.
@@ -1120,10 +1138,10 @@ impl Orchestrator {
         for (res, c) in results.into_iter().zip(&claimed) {
             match res {
                 Ok(cr) => {
-                    if let Some(co) = cr.confirm {
-                        if co.revoke_needed || co.regrant_needed {
-                            follow_ups.push(self.follow_up(&c.directive, co.revoke_needed, now));
-                        }
+                    if let Some(co) = cr.confirm
+                        && (co.revoke_needed || co.regrant_needed)
+                    {
+                        follow_ups.push(self.follow_up(&c.directive, co.revoke_needed, now));
                     }
                 }
                 Err(e) => failed = Some(e),
@@ -1185,10 +1203,10 @@ impl Orchestrator {
             };
             let Some(a) = approval else { continue };
             for s in &self.inner.sources {
-                if s.name() == a.system || self.inner.sources.len() == 1 {
-                    if let Err(e) = s.report(rep).await {
-                        tracing::warn!(source = s.name(), error = %e, "write-back to source failed");
-                    }
+                if (s.name() == a.system || self.inner.sources.len() == 1)
+                    && let Err(e) = s.report(rep).await
+                {
+                    tracing::warn!(source = s.name(), error = %e, "write-back to source failed");
                 }
             }
         }
@@ -1483,10 +1501,10 @@ impl Orchestrator {
         let mut out = Vec::new();
         for s in JobStateName::ALL {
             for j in self.inner.store.jobs_by_state(s, usize::MAX >> 1).await? {
-                if let Some(d) = self.inner.store.directive(&j.id).await? {
-                    if d.identity.id == identity {
-                        out.push((d, j));
-                    }
+                if let Some(d) = self.inner.store.directive(&j.id).await?
+                    && d.identity.id == identity
+                {
+                    out.push((d, j));
                 }
             }
         }
