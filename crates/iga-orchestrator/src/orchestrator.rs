@@ -701,7 +701,12 @@ impl Orchestrator {
             }
             let mut staged: HashMap<usize, String> = HashMap::new();
             for ((tenant, system), idx) in &removals {
-                let guard = self.inner.systems[system].settings.guardrail;
+                let guard = self
+                    .inner
+                    .systems
+                    .get(system)
+                    .map(|s| s.settings.guardrail)
+                    .unwrap_or_default();
                 if guard.max_removals.is_none() && guard.max_fraction.is_none() {
                     continue;
                 }
@@ -867,6 +872,61 @@ impl Orchestrator {
 
     async fn execute(&self, claimed: Vec<ClaimedJob>, r: &mut PassReport) -> Result<()> {
         let now = self.now();
+        // A directive persisted under a configuration that had its system, run by one
+        // that does not: escalate, never guess.
+        let (claimed, orphans): (Vec<ClaimedJob>, Vec<ClaimedJob>) = claimed
+            .into_iter()
+            .partition(|c| self.inner.systems.contains_key(&c.directive.system));
+        if !orphans.is_empty() {
+            let mut commits = Vec::new();
+            let mut reports = Vec::new();
+            for c in &orphans {
+                let d = &c.directive;
+                let reason = format!(
+                    "permanent failure: system `{}` is not registered with this orchestrator",
+                    d.system
+                );
+                let mut attempts = c.job.attempts.clone();
+                let record = AttemptRecord::new(
+                    attempts.len() as u32 + 1,
+                    now,
+                    ErrorKind::ConfigInvalid.as_str(),
+                    reason.clone(),
+                    None,
+                );
+                attempts.push(record.clone());
+                commits.push(
+                    OutcomeCommit::new(
+                        d.id.as_str(),
+                        JobState::Escalated {
+                            reason: reason.clone(),
+                            attempts,
+                        },
+                        now,
+                    )
+                    .with_attempt(record)
+                    .with_audit(
+                        audit(EventKind::JobEscalated, d, now, reason.clone())
+                            .severity(Severity::Error)
+                            .to_json(),
+                    ),
+                );
+                reports.push(FulfillmentReport::NeedsAttention {
+                    directive_id: d.id.clone(),
+                    approval: d.approval.clone(),
+                    message: reason,
+                });
+            }
+            r.executed += commits.len();
+            r.escalated += commits.len();
+            for res in self.inner.store.commit_outcomes(&commits).await? {
+                res?;
+            }
+            self.report_to_sources(&reports).await;
+        }
+        if claimed.is_empty() {
+            return Ok(());
+        }
         // Expand; legacy-proxy systems are not executed by us.
         let mut ops: Vec<Operation> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();
@@ -1284,10 +1344,12 @@ impl Orchestrator {
         let ds = self.directives_of(&due).await?;
         for (job, d) in due.iter().zip(&ds) {
             let legacy = matches!(&job.state, JobState::AwaitingExternal { external_ref } if external_ref.starts_with("legacy:"));
+            let Some(sys) = self.inner.systems.get(&d.system) else {
+                continue;
+            };
             let done = if legacy {
                 self.target_shows(d).await?
             } else {
-                let sys = &self.inner.systems[&d.system];
                 let ops = d.operations(sys.settings.expand);
                 let targets =
                     iga_batch::Targets::new().with(&d.tenant, &d.system, sys.adapter.clone());
@@ -1326,8 +1388,11 @@ impl Orchestrator {
         let Some(e) = &d.entitlement else {
             return Ok(false);
         };
-        let adapter = &self.inner.systems[&d.system].adapter;
-        let held = adapter
+        let Some(sys) = self.inner.systems.get(&d.system) else {
+            return Ok(false);
+        };
+        let held = sys
+            .adapter
             .list_all_assignments(&AssignmentScope::Account(iga_adapter::AccountRef::of(
                 &d.identity,
             )))
