@@ -109,8 +109,8 @@ fn generate_xlsx(path: &Path, rows: u64) -> Result<u64, rust_xlsxwriter::XlsxErr
         let is_bad = row(i, &mut cells);
         bad += u64::from(is_bad);
         let r = (i + 1) as u32;
-        for c in 0..6 {
-            ws.write_string(r, c as u16, &cells[c])?;
+        for (c, cell) in cells.iter().enumerate().take(6) {
+            ws.write_string(r, c as u16, cell)?;
         }
         // Real Excel dates (serials with a date format), except the bad ones.
         let d: Vec<u32> = cells[6].split('-').filter_map(|x| x.parse().ok()).collect();

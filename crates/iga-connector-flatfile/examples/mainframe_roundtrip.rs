@@ -56,8 +56,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_manifest_key("demo-key")
         .build()?;
     let payroll = EntitlementRef::new(kind, "PAYROLL");
-    let op = Operation::new("acme", "racf-prod", OperationKind::Grant, Identity::person("JDOE"))
-        .with_entitlement(payroll.clone());
+    let op = Operation::new(
+        "acme",
+        "racf-prod",
+        OperationKind::Grant,
+        Identity::person("JDOE"),
+    )
+    .with_entitlement(payroll.clone());
     println!("grant: {:?}", target.apply(&op).await?);
     println!("again: {:?}", target.apply(&op).await?);
     let manifest = verify_manifest(&target.manifest_path(), Some(&"demo-key".into()))?;
@@ -65,7 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "manifest #{}: {} rows sha256={}",
         manifest.sequence, manifest.full.rows, manifest.full.sha256
     );
-    print!("{}", std::fs::read_to_string(target.change_file_path(manifest.sequence))?);
+    print!(
+        "{}",
+        std::fs::read_to_string(target.change_file_path(manifest.sequence))?
+    );
 
     let (_, after) = importer.import_snapshot(&export)?;
     let delta = after.delta_from(&before);

@@ -395,8 +395,10 @@ impl Run<'_> {
                 ColumnType::Boolean => (parse_bool(v).is_some(), None),
                 ColumnType::Date => {
                     if let Some(d) = parse_date(v) {
-                        let iso = d.to_string();
-                        (true, (iso != v).then_some(iso))
+                        // Already ISO (the common case): keep the text, skip formatting.
+                        let b = v.as_bytes();
+                        let iso = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+                        (true, (!iso).then(|| d.to_string()))
                     } else if let Some(d) = self
                         .numeric_cells
                         .then(|| v.parse::<f64>().ok())
