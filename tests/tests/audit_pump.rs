@@ -41,7 +41,7 @@ async fn outbox_reaches_the_siem_file_once() {
     assert_eq!(text.lines().count(), delivered);
     assert!(
         delivered >= 3,
-        "planned, executed, receipt, ledger events: {delivered}"
+        "planned, executed (receipt), ledger events: {delivered}"
     );
     for kind in [
         "directive_planned",
