@@ -45,6 +45,7 @@ async fn outbox_reaches_the_siem_file_once() {
     );
     for kind in [
         "directive_planned",
+        "operation_executed",
         "receipt_written",
         "ledger_changed",
     ] {

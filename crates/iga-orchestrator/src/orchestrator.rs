@@ -1031,16 +1031,18 @@ impl Orchestrator {
                             .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
                             .await?;
                         receipt_ids.push(rec.receipt_id.clone());
-                        // One event per executed operation: the receipt is the proof
-                        // of execution, so `receipt_written` carries the operation,
-                        // its outcome and the receipt id.
                         commit = commit
                             .with_audit(
-                                audit(EventKind::ReceiptWritten, d, now, op.describe())
+                                audit(EventKind::OperationExecuted, d, now, op.describe())
                                     .operation(op.id.0.clone())
                                     .outcome(
                                         ir.result.as_ref().map(|o| o.name()).unwrap_or("error"),
                                     )
+                                    .to_json(),
+                            )
+                            .with_audit(
+                                audit(EventKind::ReceiptWritten, d, now, op.describe())
+                                    .operation(op.id.0.clone())
                                     .receipt(rec.receipt_id.clone())
                                     .to_json(),
                             )
