@@ -51,7 +51,7 @@ fn row(i: u64, cells: &mut [String; 7]) -> bool {
         }
         cells[4].push_str(ROLES[((i as usize) * 7 + k * 5) % ROLES.len()]);
     }
-    cells[5].push_str(if i % 10 == 0 { "N" } else { "Y" });
+    cells[5].push_str(if i.is_multiple_of(10) { "N" } else { "Y" });
     if bad_date {
         cells[6].push_str("2021-02-30");
     } else {
