@@ -20,14 +20,23 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--directives" => n = args.next().and_then(|v| v.parse().ok()).expect("--directives N"),
+            "--directives" => {
+                n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--directives N")
+            }
             other => {
                 eprintln!("unknown argument {other}; usage: pipeline [--directives N]");
                 std::process::exit(2);
             }
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     if let Err(e) = rt.block_on(run(n)) {
         eprintln!("pipeline: {e}");
         std::process::exit(1);
@@ -38,7 +47,8 @@ async fn run(n: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let opts = OpenOptions::default();
     let sync = opts.synchronous.as_str();
-    let ledger = SqliteLedger::open_with(dir.path().join("iga.db"), opts).map_err(|e| e.to_string())?;
+    let ledger =
+        SqliteLedger::open_with(dir.path().join("iga.db"), opts).map_err(|e| e.to_string())?;
     let store = SqliteStore::new(ledger);
     let people = (n / 10).max(1);
     let groups = n.div_ceil(people);
@@ -51,24 +61,34 @@ async fn run(n: usize) -> Result<(), String> {
     }
     let orch = Orchestrator::builder()
         .store(Arc::new(store))
-        .signer(ReceiptSigner::new(SigningKey::generate(Algorithm::EdDSA).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?)
+        .signer(
+            ReceiptSigner::new(SigningKey::generate(Algorithm::EdDSA).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?,
+        )
         .system_with("entra", Arc::new(target.clone()), SystemSettings::new())
         .build()
         .await
         .map_err(|e| e.to_string())?;
     let directives: Vec<AccessDirective> = (0..n)
         .map(|k| {
-            AccessDirective::builder("acme", "entra", Identity::person(format!("u{:06}", k % people)), Action::Grant)
-                .entitlement(EntitlementRef::group(format!("g{}", k / people)))
-                .source(GrantSource::birthright("all"))
-                .build()
-                .expect("valid")
+            AccessDirective::builder(
+                "acme",
+                "entra",
+                Identity::person(format!("u{:06}", k % people)),
+                Action::Grant,
+            )
+            .entitlement(EntitlementRef::group(format!("g{}", k / people)))
+            .source(GrantSource::birthright("all"))
+            .build()
+            .expect("valid")
         })
         .collect();
 
     let start = Instant::now();
     for chunk in directives.chunks(10_000) {
-        orch.submit(chunk.to_vec()).await.map_err(|e| e.to_string())?;
+        orch.submit(chunk.to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let report = orch.run_until_idle().await.map_err(|e| e.to_string())?;
     let secs = start.elapsed().as_secs_f64();
@@ -78,8 +98,16 @@ async fn run(n: usize) -> Result<(), String> {
     let chains = orch.verify_receipts().await.map_err(|e| e.to_string())?;
     let receipts: u64 = chains.iter().map(|(_, r)| r.verified).sum();
     let verified = chains.iter().all(|(_, r)| r.is_ok());
-    eprintln!("pipeline: {report}; target calls={} effective={}", target.stats().calls, target.effective_mutations());
-    if succeeded != n || receipts as usize != n || !verified || !target.duplicate_effects().is_empty() {
+    eprintln!(
+        "pipeline: {report}; target calls={} effective={}",
+        target.stats().calls,
+        target.effective_mutations()
+    );
+    if succeeded != n
+        || receipts as usize != n
+        || !verified
+        || !target.duplicate_effects().is_empty()
+    {
         return Err(format!(
             "checks failed: succeeded={succeeded} receipts={receipts} chains_verified={verified} duplicates={}",
             target.duplicate_effects().len()
