@@ -296,7 +296,10 @@ async fn send_chunks(
                         let native = if p.method == "POST" {
                             id_from_location(v)
                         } else {
-                            p.native_id.clone()
+                            p.native_id.clone().or_else(|| {
+                                let r = p.member_ref.as_ref()?;
+                                created.get(r).cloned().flatten()
+                            })
                         };
                         if p.method == "POST" {
                             created.insert(bid.clone(), native.clone());
