@@ -122,7 +122,7 @@ fn main() -> ExitCode {
         }
     }
     // An even number, so every grant has its revoke.
-    let ops = (ops + 1) / 2 * 2;
+    let ops = ops.div_ceil(2) * 2;
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => return fail(e),
