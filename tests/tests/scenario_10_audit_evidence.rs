@@ -16,55 +16,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use iga_audit::{
-    AuditEvent, DeliveryPump, EventKind, FileSink, Format, FormatConfig, Formatter, Outbox,
-    OutboxEntry, OutboxError, PumpConfig, SinkBinding, TcpSink,
+    AuditEvent, DeliveryPump, EventKind, FileSink, Format, FormatConfig, Formatter, PumpConfig,
+    SinkBinding, TcpSink,
 };
-use iga_directive::{Clock, GrantSource};
-use iga_ledger::LedgerStore;
+use iga_directive::GrantSource;
 use iga_receipt::{BreakReason, ChainExport, JwsError, KeyRing, export_jsonl, import_jsonl};
 use iga_scenarios::*;
 use tokio::io::AsyncReadExt;
-
-/// The store's audit outbox seen through iga-audit's `Outbox` trait (what the
-/// orchestrator's delivery task does).
-struct StoreOutbox {
-    store: Arc<dyn LedgerStore>,
-    clock: iga_directive::ManualClock,
-}
-
-#[async_trait]
-impl Outbox for StoreOutbox {
-    async fn claim(&self, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
-        let rows = self
-            .store
-            .claim_audit(
-                limit,
-                "scenario-10",
-                Duration::from_secs(60),
-                self.clock.now(),
-            )
-            .await
-            .map_err(|e| OutboxError(e.to_string()))?;
-        rows.into_iter()
-            .map(|r| {
-                let e = AuditEvent::from_json(&r.event_json)
-                    .map_err(|e| OutboxError(format!("outbox row {}: {e}", r.id)))?;
-                Ok(OutboxEntry::new(r.id as u64, e))
-            })
-            .collect()
-    }
-
-    async fn ack(&self, ids: &[u64]) -> Result<(), OutboxError> {
-        let ids: Vec<i64> = ids.iter().map(|i| *i as i64).collect();
-        self.store
-            .ack_audit(&ids)
-            .await
-            .map(|_| ())
-            .map_err(|e| OutboxError(e.to_string()))
-    }
-}
 
 fn python() -> PathBuf {
     let p = std::env::var_os("IGA_PYTHON")
@@ -243,10 +202,12 @@ async fn auditor_verifies_receipts_and_reads_the_siem_stream() {
         ),
         SinkBinding::new(Formatter::new(Format::Syslog, cfg.clone()), tcp.clone()),
     ];
-    let outbox = Arc::new(StoreOutbox {
-        store: w.orch.store().clone(),
-        clock: w.clock.clone(),
-    });
+    let outbox = Arc::new(iga_orchestrator::StoreOutbox::new(
+        w.orch.store().clone(),
+        w.clock.shared(),
+        "scenario-10",
+        Duration::from_secs(60),
+    ));
     let mut pump = DeliveryPump::new(
         outbox,
         sinks,

@@ -330,6 +330,23 @@ fn audit(
     e
 }
 
+/// The commit that escalates a job: its state with the full attempt history, the last
+/// attempt, and a `job_escalated` audit event.
+fn escalation(
+    d: &AccessDirective,
+    reason: String,
+    attempts: Vec<AttemptRecord>,
+    last: AttemptRecord,
+    now: Timestamp,
+) -> OutcomeCommit {
+    let event = audit(EventKind::JobEscalated, d, now, reason.clone())
+        .severity(Severity::Error)
+        .to_json();
+    OutcomeCommit::new(d.id.as_str(), JobState::Escalated { reason, attempts }, now)
+        .with_attempt(last)
+        .with_audit(event)
+}
+
 fn summarize(e: &AdapterError) -> Option<String> {
     let ctx: Vec<String> = e
         .context()
@@ -895,22 +912,7 @@ impl Orchestrator {
                     None,
                 );
                 attempts.push(record.clone());
-                commits.push(
-                    OutcomeCommit::new(
-                        d.id.as_str(),
-                        JobState::Escalated {
-                            reason: reason.clone(),
-                            attempts,
-                        },
-                        now,
-                    )
-                    .with_attempt(record)
-                    .with_audit(
-                        audit(EventKind::JobEscalated, d, now, reason.clone())
-                            .severity(Severity::Error)
-                            .to_json(),
-                    ),
-                );
+                commits.push(escalation(d, reason.clone(), attempts, record, now));
                 reports.push(FulfillmentReport::NeedsAttention {
                     directive_id: d.id.clone(),
                     approval: d.approval.clone(),
@@ -1142,20 +1144,7 @@ impl Orchestrator {
                         };
                         let mut attempts = c.job.attempts.clone();
                         attempts.push(record.clone());
-                        let mut commit = OutcomeCommit::new(
-                            d.id.as_str(),
-                            JobState::Escalated {
-                                reason: reason.clone(),
-                                attempts,
-                            },
-                            now,
-                        )
-                        .with_attempt(record)
-                        .with_audit(
-                            audit(EventKind::JobEscalated, d, now, reason.clone())
-                                .severity(Severity::Error)
-                                .to_json(),
-                        );
+                        let mut commit = escalation(d, reason.clone(), attempts, record, now);
                         for (op, ir) in &items {
                             let outcome = match &ir.result {
                                 Ok(Outcome::Applied { .. }) => iga_receipt::Outcome::Applied,
