@@ -22,13 +22,14 @@ for f in benches/src/bin/*.rs; do BINS+=("$(basename "$f" .rs)"); done
 if [ ${#BINS[@]} -eq 0 ]; then echo "bench-smoke: no benchmark binaries yet"; exit 0; fi
 
 cargo build -q -p iga-benches --bins
+BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
 FAIL=0
 for b in "${BINS[@]}"; do
   if [ -z "${SMOKE_ARGS[$b]+x}" ]; then
     echo "bench-smoke: $b has no smoke arguments in scripts/bench-smoke.sh"; FAIL=1; continue
   fi
   # shellcheck disable=SC2086
-  OUT=$(target/debug/"$b" ${SMOKE_ARGS[$b]} 2>&1) || { echo "$OUT"; echo "bench-smoke: $b exited non-zero"; FAIL=1; continue; }
+  OUT=$("$BIN_DIR/$b" ${SMOKE_ARGS[$b]} 2>&1) || { echo "$OUT"; echo "bench-smoke: $b exited non-zero"; FAIL=1; continue; }
   LAST=$(printf '%s\n' "$OUT" | tail -n 1)
   if [[ "$LAST" =~ ^$b(\ [a-z_]+=[^[:space:]]+)+$ ]]; then
     echo "bench-smoke: ok   $LAST"

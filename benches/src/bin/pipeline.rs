@@ -2,9 +2,11 @@
 //! ordered, executed in native batches against a zero-latency in-memory target, and
 //! committed with signed, chained receipts in the SQLite store (synchronous=NORMAL).
 //!
+//! ```text
 //! usage: pipeline [--directives N]   (default 100000)
 //! last line: pipeline directives=<N> secs=<S> directives_per_sec=<R> receipts=<N>
 //!            succeeded=<N> chains_verified=true synchronous=<mode>
+//! ```
 
 use std::sync::Arc;
 use std::time::Instant;
