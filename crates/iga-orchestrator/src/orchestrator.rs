@@ -36,6 +36,9 @@ use crate::{OrchestratorError, Result, SystemSettings};
 
 /// How many jobs one planning or execution step takes at once.
 const STEP: usize = 5000;
+/// How many pending jobs one planning step takes (smaller than STEP so execution can
+/// start while the rest is planned).
+const PLAN_STEP: usize = 5000;
 
 struct System {
     adapter: Arc<dyn ProvisioningAdapter>,
@@ -541,7 +544,40 @@ impl Orchestrator {
             intake: self.poll_sources().await?,
             ..Default::default()
         };
-        self.plan_pending(&mut r).await?;
+        // Planning and execution overlap: jobs planned in one step are claimed and
+        // executed while the next step is planned (the store serializes the writes;
+        // JSON, signing and the batch engine run meanwhile).
+        let planning_done = std::sync::atomic::AtomicBool::new(false);
+        let mut planned = PassReport::default();
+        let mut executed = PassReport::default();
+        let plan = async {
+            let res = self.plan_pending(&mut planned).await;
+            planning_done.store(true, Ordering::SeqCst);
+            res
+        };
+        let exec = async {
+            loop {
+                let done_before = planning_done.load(Ordering::SeqCst);
+                let claimed = self
+                    .inner
+                    .store
+                    .claim_due(STEP, self.now(), &self.inner.node)
+                    .await?;
+                if claimed.is_empty() {
+                    if done_before {
+                        return Ok::<(), OrchestratorError>(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                self.execute(claimed, &mut executed).await?;
+            }
+        };
+        let (p, e) = tokio::join!(plan, exec);
+        p?;
+        e?;
+        r.add(&planned);
+        r.add(&executed);
         self.poll_external(&mut r).await?;
         loop {
             let claimed = self
@@ -699,7 +735,7 @@ impl Orchestrator {
             let jobs = self
                 .inner
                 .store
-                .jobs_by_state(JobStateName::Pending, STEP)
+                .jobs_by_state(JobStateName::Pending, PLAN_STEP)
                 .await?;
             if jobs.is_empty() {
                 return Ok(());
