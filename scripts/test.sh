@@ -21,6 +21,12 @@ step "cargo test"
 cargo test --workspace --all-targets -q
 cargo test --workspace --doc -q
 
+step "conformance summaries"
+for pkg in iga-adapter iga-connector-ldap iga-connector-flatfile iga-connector-scim; do
+  cargo test -q -p "$pkg" --test conformance -- --nocapture 2>/dev/null | grep -E '^conformance [^ ]+ passed=' || {
+    echo "no conformance summary from $pkg"; exit 1; }
+done
+
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 
