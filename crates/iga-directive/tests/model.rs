@@ -296,7 +296,7 @@ mod props {
         #[test]
         fn any_valid_directive_round_trips(
             tenant in "[a-z]{1,8}", system in "[a-z-]{1,10}", id in "[a-z0-9]{1,12}",
-            action in action(), ent in "[A-Za-z0-9 =,]{1,20}", rule in "[a-z-]{1,10}",
+            action in action(), ent in "[A-Za-z0-9][A-Za-z0-9 =,]{0,19}", rule in "[a-z-]{1,10}",
             dept in proptest::option::of("[A-Za-z ]{0,12}"),
         ) {
             let mut ident = Identity::person(id);
