@@ -18,8 +18,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 step "cargo test"
-cargo test --workspace --all-targets -q
-cargo test --workspace --doc -q
+TEST_LOG=$(mktemp)
+trap 'rm -f "$TEST_LOG"' EXIT
+cargo test --workspace --all-targets -q 2>&1 | tee -a "$TEST_LOG"
+cargo test --workspace --doc -q 2>&1 | tee -a "$TEST_LOG"
 
 step "conformance summaries"
 for pkg in iga-adapter iga-connector-ldap iga-connector-flatfile iga-connector-scim; do
@@ -34,3 +36,5 @@ step "benchmark smoke run"
 scripts/bench-smoke.sh
 
 step "done"
+# One closing line over every test binary and doc-test run above.
+awk '/^test result: /{for(i=1;i<=NF;i++){if($(i+1) ~ /^passed;?$/)p+=$i; if($(i+1) ~ /^failed;?$/)f+=$i}} END{printf "tests: %d passed, %d failed\n", p, f}' "$TEST_LOG"
