@@ -623,6 +623,41 @@ impl Orchestrator {
         Ok(out.into_iter().map(|d| d.expect("filled")).collect())
     }
 
+    /// Which directives a guardrail stages: removals per (tenant, system) counted against
+    /// that system's thresholds (count, and fraction of its current assignments).
+    async fn guardrail_staging(&self, ds: &[AccessDirective]) -> Result<HashMap<usize, String>> {
+        let mut removals: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        for (i, d) in ds.iter().enumerate() {
+            if d.action.operation_kind().removes_access() {
+                removals.entry((&d.tenant, &d.system)).or_default().push(i);
+            }
+        }
+        let mut staged = HashMap::new();
+        for ((tenant, system), idx) in removals {
+            let guard = self
+                .inner
+                .systems
+                .get(system)
+                .map(|s| s.settings.guardrail)
+                .unwrap_or_default();
+            if guard.max_removals.is_none() && guard.max_fraction.is_none() {
+                continue;
+            }
+            let population = self
+                .inner
+                .store
+                .system_assignments(tenant, system, false)
+                .await?
+                .len();
+            if let Some(reason) = guard.trips(idx.len(), population) {
+                for i in idx {
+                    staged.insert(i, reason.clone());
+                }
+            }
+        }
+        Ok(staged)
+    }
+
     /// Ledger decisions for grant/revoke directives, in order, in one transaction.
     async fn decide(
         &self,
@@ -743,38 +778,7 @@ impl Orchestrator {
             let ds = self.directives_of(&jobs).await?;
             let now = self.now();
             // Guardrail: removals per (tenant, system) in this step.
-            let mut removals: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-            for (i, d) in ds.iter().enumerate() {
-                if d.action.operation_kind().removes_access() {
-                    removals
-                        .entry((d.tenant.clone(), d.system.clone()))
-                        .or_default()
-                        .push(i);
-                }
-            }
-            let mut staged: HashMap<usize, String> = HashMap::new();
-            for ((tenant, system), idx) in &removals {
-                let guard = self
-                    .inner
-                    .systems
-                    .get(system)
-                    .map(|s| s.settings.guardrail)
-                    .unwrap_or_default();
-                if guard.max_removals.is_none() && guard.max_fraction.is_none() {
-                    continue;
-                }
-                let population = self
-                    .inner
-                    .store
-                    .system_assignments(tenant, system, false)
-                    .await?
-                    .len();
-                if let Some(reason) = guard.trips(idx.len(), population) {
-                    for &i in idx {
-                        staged.insert(i, reason.clone());
-                    }
-                }
-            }
+            let mut staged = self.guardrail_staging(&ds).await?;
             let unstaged: Vec<&AccessDirective> = ds
                 .iter()
                 .enumerate()
@@ -1434,30 +1438,7 @@ impl Orchestrator {
     pub async fn plan(&self, ds: &[AccessDirective]) -> Result<DryRunPlan> {
         self.validate(ds)?;
         let mut plan = DryRunPlan::default();
-        let mut removals: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-        for (i, d) in ds.iter().enumerate() {
-            if d.action.operation_kind().removes_access() {
-                removals
-                    .entry((d.tenant.clone(), d.system.clone()))
-                    .or_default()
-                    .push(i);
-            }
-        }
-        let mut staged = HashMap::new();
-        for ((tenant, system), idx) in &removals {
-            let guard = self.inner.systems[system].settings.guardrail;
-            let population = self
-                .inner
-                .store
-                .system_assignments(tenant, system, false)
-                .await?
-                .len();
-            if let Some(reason) = guard.trips(idx.len(), population) {
-                for &i in idx {
-                    staged.insert(i, reason.clone());
-                }
-            }
-        }
+        let staged = self.guardrail_staging(ds).await?;
         // Simulated intent per assignment: source key -> (intended, confirmed).
         let mut sim: HashMap<AssignmentKey, BTreeMap<String, (bool, bool)>> = HashMap::new();
         let mut ops = Vec::new();
