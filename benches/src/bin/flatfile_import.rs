@@ -154,18 +154,6 @@ fn raw_parse_xlsx(path: &Path) -> u64 {
     n
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn main() -> ExitCode {
     let mut rows: Option<u64> = None;
     let mut format = String::from("csv");
@@ -234,7 +222,7 @@ fn main() -> ExitCode {
         }
     };
     let secs = t.elapsed().as_secs_f64();
-    let rss = peak_rss_mb();
+    let rss = iga_benches::peak_rss_mb();
 
     let m = &report.mapping;
     let ok_mapping = m.account_id == "account_id"

@@ -59,18 +59,6 @@ fn generate(i: u64, r: &mut Row) {
     };
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// CPU time (user + system) of this process so far, from /proc/self/stat (seconds).
 fn cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/self/stat")
@@ -201,7 +189,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let peak = peak_rss_mb();
+    let peak = iga_benches::peak_rss_mb();
     let rate = rules as f64 / secs;
     eprintln!(
         "ledger import: {} rows ({} changed) in {secs:.3} s, cpu {import_cpu:.2} s, digest {}",

@@ -139,6 +139,26 @@ impl Fixture {
         self
     }
 
+    /// The standard fixture for a [`iga_adapter::MemoryAdapter`] target: seeds two
+    /// entitlements (`conformance-a`, `conformance-b`) in it, names a missing one, and
+    /// uses the adapter itself as fault injector and I/O probe. `canary` must be the
+    /// credential the adapter was configured with (`MemoryConfig::credential`).
+    pub fn for_memory(target: &iga_adapter::MemoryAdapter, canary: &str) -> Self {
+        let ents = vec![
+            EntitlementRef::group("conformance-a"),
+            EntitlementRef::group("conformance-b"),
+        ];
+        for e in &ents {
+            target.seed_entitlement(e);
+        }
+        Self::new()
+            .entitlements(ents)
+            .missing_entitlement(EntitlementRef::group("conformance-missing"))
+            .canary(canary)
+            .faults(Arc::new(target.clone()))
+            .io_probe(Arc::new(target.clone()))
+    }
+
     /// The run's unique prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix

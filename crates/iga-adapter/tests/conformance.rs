@@ -6,31 +6,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use iga_adapter::*;
 use iga_adapter_testkit::{Fixture, Verdict, run_conformance};
-use iga_directive::{EntitlementRef, Operation, OperationKind};
+use iga_directive::{Operation, OperationKind};
 
 const CANARY: &str = "canary-secret-5b1e8c0d";
 
 fn seeded(config: MemoryConfig) -> MemoryAdapter {
     let a = config.credential(CANARY).build();
-    seed(&a);
+    fixture(&a);
     a
 }
 
-fn seed(a: &MemoryAdapter) {
-    a.seed_entitlement(&EntitlementRef::group("conformance-a"));
-    a.seed_entitlement(&EntitlementRef::group("conformance-b"));
-}
-
 fn fixture(a: &MemoryAdapter) -> Fixture {
-    Fixture::new()
-        .entitlements(vec![
-            EntitlementRef::group("conformance-a"),
-            EntitlementRef::group("conformance-b"),
-        ])
-        .missing_entitlement(EntitlementRef::group("conformance-missing"))
-        .canary(CANARY)
-        .faults(Arc::new(a.clone()))
-        .io_probe(Arc::new(a.clone()))
+    Fixture::for_memory(a, CANARY)
 }
 
 #[tokio::test]
@@ -51,7 +38,6 @@ async fn file_backed_memory_adapter_passes_everything_and_survives_reopen() {
         .credential(CANARY)
         .open_file(&path)
         .unwrap();
-    seed(&a);
     let report = run_conformance("memory-file", &a, &fixture(&a)).await;
     report.assert_ok();
     assert_eq!(report.not_applicable(), 0);

@@ -346,7 +346,7 @@ impl LdapAdapter {
         }
     }
 
-    async fn set_enabled(&self, op: &Operation, disable: bool) -> Result<Outcome> {
+    async fn set_disabled(&self, op: &Operation, disable: bool) -> Result<Outcome> {
         let cfg = self.cfg();
         let dn = self.account_dn_hint(op.native_id.as_deref(), op.identity.login());
         if cfg.dialect == Dialect::Ad {
@@ -607,8 +607,8 @@ impl LdapAdapter {
         match op.kind {
             OperationKind::CreateAccount => self.create(op).await,
             OperationKind::UpdateAccount => self.update(op).await,
-            OperationKind::DisableAccount => self.set_enabled(op, true).await,
-            OperationKind::EnableAccount => self.set_enabled(op, false).await,
+            OperationKind::DisableAccount => self.set_disabled(op, true).await,
+            OperationKind::EnableAccount => self.set_disabled(op, false).await,
             OperationKind::DeleteAccount => self.delete(op).await,
             OperationKind::Grant => self.membership(op, true).await,
             OperationKind::Revoke => self.membership(op, false).await,

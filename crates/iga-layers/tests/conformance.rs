@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use iga_adapter::{MemoryAdapter, MemoryConfig, ProvisioningAdapter};
 use iga_adapter_testkit::{FaultInjector, Fixture, Report, ScriptedFault, run_conformance};
-use iga_directive::{EntitlementRef, OperationKind};
+use iga_directive::OperationKind;
 use iga_layers::*;
 use tower_layer::Layer;
 
@@ -13,21 +13,12 @@ const CANARY: &str = "canary-secret-layers-91d2";
 
 fn target(config: MemoryConfig) -> MemoryAdapter {
     let a = config.credential(CANARY).build();
-    a.seed_entitlement(&EntitlementRef::group("conformance-a"));
-    a.seed_entitlement(&EntitlementRef::group("conformance-b"));
+    fixture(&a);
     a
 }
 
 fn fixture(a: &MemoryAdapter) -> Fixture {
-    Fixture::new()
-        .entitlements(vec![
-            EntitlementRef::group("conformance-a"),
-            EntitlementRef::group("conformance-b"),
-        ])
-        .missing_entitlement(EntitlementRef::group("conformance-missing"))
-        .canary(CANARY)
-        .faults(Arc::new(a.clone()))
-        .io_probe(Arc::new(a.clone()))
+    Fixture::for_memory(a, CANARY)
 }
 
 fn check(report: Report, a: &MemoryAdapter) {

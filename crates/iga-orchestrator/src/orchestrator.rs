@@ -1775,10 +1775,4 @@ impl Orchestrator {
             }
         }
     }
-
-    /// The source key a directive counts under in the ledger (for callers building
-    /// revocations).
-    pub fn source_key(source: &GrantSource) -> String {
-        source.key()
-    }
 }
