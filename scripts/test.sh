@@ -20,8 +20,8 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 step "cargo test"
 TEST_LOG=$(mktemp)
 trap 'rm -f "$TEST_LOG"' EXIT
-cargo test --workspace --all-targets -q 2>&1 | tee -a "$TEST_LOG"
-cargo test --workspace --doc -q 2>&1 | tee -a "$TEST_LOG"
+cargo test --workspace --all-targets --no-fail-fast -q 2>&1 | tee -a "$TEST_LOG"
+cargo test --workspace --doc --no-fail-fast -q 2>&1 | tee -a "$TEST_LOG"
 
 step "conformance summaries"
 for pkg in iga-adapter iga-connector-ldap iga-connector-flatfile iga-connector-scim; do

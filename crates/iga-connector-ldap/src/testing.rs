@@ -63,11 +63,29 @@ fn find_binary(name: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
+/// A free loopback port picked at random below the kernel's ephemeral range
+/// (32768–60999 on Linux), so a port freed by a stopped server is not handed out
+/// again by `bind(0)` to another test while that server restarts.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot reserve a loopback port for slapd: {e}"))
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ COUNTER.fetch_add(0x9E37_79B9, Ordering::Relaxed);
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("cannot find a free loopback port in 20000-31999 for slapd")
 }
 
 fn hash_password(slappasswd: Option<&Path>, pw: &str) -> String {
@@ -139,16 +157,28 @@ impl Slapd {
             nosync: opts.nosync,
             child: None,
         };
-        s.spawn(&slapd);
-        s
+        for _ in 0..5 {
+            if s.spawn(&slapd) {
+                return s;
+            }
+            s.port = free_port();
+        }
+        panic!(
+            "slapd could not bind a free loopback port in 5 attempts; log:\n{}",
+            s.log()
+        )
     }
 
-    fn spawn(&mut self, slapd: &Path) {
+    /// Start slapd on `self.port` and wait until it accepts connections. Returns
+    /// `false` when slapd exited because the port was taken (another process won the
+    /// race for it), so the caller can pick another port.
+    fn spawn(&mut self, slapd: &Path) -> bool {
         let d = self.dir.path().to_path_buf();
+        let log_path = d.join("slapd.log");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(d.join("slapd.log"))
+            .open(&log_path)
             .expect("open slapd.log");
         let mut child = Command::new(slapd)
             .arg("-F")
@@ -161,21 +191,36 @@ impl Slapd {
             .unwrap_or_else(|e| panic!("cannot start slapd: {e}; {FIX}"));
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
+            // Someone listening is not enough: it must be our child. slapd opens its
+            // listeners first and exits at once when the bind fails, so a child still
+            // alive a moment after a successful connect owns the port.
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                break;
+                std::thread::sleep(Duration::from_millis(50));
+                if matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let log = fs::read_to_string(d.join("slapd.log")).unwrap_or_default();
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                if TcpListener::bind(("127.0.0.1", self.port)).is_err() {
+                    // The port is held by another process: not slapd's fault.
+                    eprintln!(
+                        "slapd could not bind port {} ({status}); log:\n{log}",
+                        self.port
+                    );
+                    return false;
+                }
                 panic!("slapd exited during start-up ({status}); log:\n{log}\n{FIX}");
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                let log = fs::read_to_string(d.join("slapd.log")).unwrap_or_default();
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
                 panic!("slapd did not accept connections within 15 s; log:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         self.child = Some(child);
+        true
     }
 
     /// `ldap://127.0.0.1:<port>/`
@@ -227,7 +272,12 @@ impl Slapd {
     pub fn restart(&mut self) {
         self.stop();
         let slapd = find_binary("slapd").unwrap_or_else(|| panic!("slapd not found; {FIX}"));
-        self.spawn(&slapd);
+        if !self.spawn(&slapd) {
+            panic!(
+                "slapd could not take back port {} on restart (another process holds it)",
+                self.port
+            );
+        }
     }
 
     /// The server log so far.
