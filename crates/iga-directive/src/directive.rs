@@ -11,7 +11,7 @@ use crate::{
 
 /// The directive schema version this build writes. [`AccessDirective::from_json`]
 /// decodes this version and every older one (see `docs/directive-schema.md`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Namespace for derived (content-addressed) directive ids.
 const DIRECTIVE_NS: Uuid = Uuid::from_bytes([
@@ -149,6 +149,11 @@ pub struct AccessDirective {
     pub approval: Option<ApprovalRef>,
     /// When the change was requested.
     pub requested_at: Timestamp,
+    /// Not to be executed before this instant (a future-dated hire or termination, a
+    /// validity end date, a grace period). The orchestrator persists the directive at
+    /// once and holds its job until the clock reaches this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
 }
 
 /// Options for [`AccessDirective::operations`].
@@ -188,6 +193,8 @@ impl AccessDirective {
             source: None,
             approval: None,
             requested_at: None,
+            not_before: None,
+            occurrence: None,
         }
     }
 
@@ -322,7 +329,9 @@ impl AccessDirective {
     /// Version history:
     /// - **1**: the target system was called `target`; there was no `tenant` (implied
     ///   `default`) and no `attributes`.
-    /// - **2**: current.
+    /// - **2**: `tenant` and `attributes`.
+    /// - **3**: current; adds the optional `not_before` (absent in older documents,
+    ///   which therefore upgrade unchanged).
     pub fn from_json(s: &str) -> Result<Self, ModelError> {
         let mut v: serde_json::Value =
             serde_json::from_str(s).map_err(|e| ModelError::Json(e.to_string()))?;
@@ -358,6 +367,8 @@ impl AccessDirective {
                 obj.insert("system".into(), t);
             }
             obj.entry("tenant").or_insert_with(|| "default".into());
+        }
+        if version < u64::from(SCHEMA_VERSION) {
             obj.insert("schema_version".into(), SCHEMA_VERSION.into());
         }
         let d: AccessDirective =
@@ -380,6 +391,8 @@ pub struct DirectiveBuilder {
     source: Option<GrantSource>,
     approval: Option<ApprovalRef>,
     requested_at: Option<Timestamp>,
+    not_before: Option<Timestamp>,
+    occurrence: Option<String>,
 }
 
 impl DirectiveBuilder {
@@ -420,8 +433,24 @@ impl DirectiveBuilder {
         self
     }
 
+    /// Hold execution until `t` (see [`AccessDirective::not_before`]).
+    pub fn not_before(mut self, t: Timestamp) -> Self {
+        self.not_before = Some(t);
+        self
+    }
+
+    /// A discriminator for decisions that legitimately recur with the same tenant,
+    /// system, identity, action, entitlement and source — an HR event id, a rule
+    /// evaluation generation — so the second occurrence gets its own derived id
+    /// instead of being taken for a re-detection of the first. Not stored.
+    pub fn occurrence(mut self, key: impl Into<String>) -> Self {
+        self.occurrence = Some(key.into());
+        self
+    }
+
     /// Validate and build. Without an explicit id, the id is derived from tenant,
-    /// system, identity, action, entitlement and source, so re-detecting the same
+    /// system, identity, action, entitlement and source (plus `not_before` and the
+    /// [`occurrence`](Self::occurrence) key when set), so re-detecting the same
     /// decision yields the same directive id.
     pub fn build(self) -> Result<AccessDirective, ModelError> {
         let source = match (self.source, &self.approval) {
@@ -439,15 +468,26 @@ impl DirectiveBuilder {
             .as_ref()
             .map(|e| e.key())
             .unwrap_or_default();
+        let not_before = self.not_before;
         let id = self.id.unwrap_or_else(|| {
-            DirectiveId::derived(&[
-                &self.tenant,
-                &self.system,
-                &self.identity.id,
-                self.action.as_str(),
-                &ent_key,
-                &source.key(),
-            ])
+            let mut parts: Vec<String> = vec![
+                self.tenant.clone(),
+                self.system.clone(),
+                self.identity.id.clone(),
+                self.action.as_str().to_string(),
+                ent_key.clone(),
+                source.key(),
+            ];
+            // Only present parts are appended, so ids of directives without them are
+            // unchanged from schema version 2.
+            if let Some(t) = not_before {
+                parts.push(format!("not_before={}", t.to_rfc3339()));
+            }
+            if let Some(o) = &self.occurrence {
+                parts.push(format!("occurrence={o}"));
+            }
+            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            DirectiveId::derived(&refs)
         });
         let requested_at = self
             .requested_at
@@ -465,6 +505,7 @@ impl DirectiveBuilder {
             source,
             approval: self.approval,
             requested_at,
+            not_before,
         };
         d.validate()?;
         Ok(d)

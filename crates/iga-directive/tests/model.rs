@@ -310,3 +310,42 @@ mod props {
         }
     }
 }
+
+#[test]
+fn version_2_documents_upgrade_to_3_and_not_before_round_trips() {
+    let v2 = r#"{"schema_version": 2, "id": "d2", "tenant": "t", "system": "s",
+        "identity": {"id": "a"}, "action": "disable_account",
+        "source": {"kind":"birthright","rule":"r"}, "requested_at": "2026-01-01T00:00:00Z"}"#;
+    let d = AccessDirective::from_json(v2).unwrap();
+    assert_eq!((d.schema_version, d.not_before), (3, None));
+    assert!(!d.to_json().contains("not_before"), "absent stays absent");
+
+    let at: Timestamp = "2026-03-01T09:00:00Z".parse().unwrap();
+    let who = Identity::person("ana");
+    let plain = AccessDirective::builder("t", "s", who.clone(), Action::DisableAccount)
+        .source(GrantSource::birthright("leaver"))
+        .build()
+        .unwrap();
+    let dated = AccessDirective::builder("t", "s", who.clone(), Action::DisableAccount)
+        .source(GrantSource::birthright("leaver"))
+        .not_before(at)
+        .build()
+        .unwrap();
+    let again = AccessDirective::from_json(&dated.to_json()).unwrap();
+    assert_eq!(again.not_before, Some(at));
+    assert_eq!(again, dated);
+    // A scheduled directive is a different decision from an immediate one, and a
+    // recurring decision with an occurrence key gets its own id; without either the
+    // derived id is the one schema version 2 derived.
+    assert_ne!(plain.id, dated.id);
+    let recur = AccessDirective::builder("t", "s", who, Action::DisableAccount)
+        .source(GrantSource::birthright("leaver"))
+        .occurrence("hr-event-42")
+        .build()
+        .unwrap();
+    assert_ne!(recur.id, plain.id);
+    assert_eq!(
+        plain.id,
+        DirectiveId::derived(&["t", "s", "ana", "disable_account", "", "birthright:leaver"])
+    );
+}

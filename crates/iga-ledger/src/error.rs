@@ -146,6 +146,19 @@ pub enum LedgerError {
         /// Why it is rejected.
         reason: String,
     },
+    /// A conditional document write or delete lost: the stored version is not the
+    /// expected one (another writer changed it, or it exists / does not exist).
+    #[error("document {namespace}/{key}: expected version {expected}, found {found}")]
+    VersionConflict {
+        /// Namespace.
+        namespace: String,
+        /// Key.
+        key: String,
+        /// The version the caller expected (0 = absent).
+        expected: u64,
+        /// The stored version (0 = absent).
+        found: u64,
+    },
     /// A receipt would break its hash chain (gap, fork or wrong previous hash).
     #[error("receipt {receipt_id} in chain {chain_id}: {reason}")]
     ReceiptChain {

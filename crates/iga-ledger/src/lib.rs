@@ -22,7 +22,7 @@ pub use store::LedgerStore;
 pub use store::SqliteStore;
 pub use types::{
     AssignmentKey, AssignmentState, AuditRow, ChainHead, ChangeContext, ChangeKind, ClaimedJob,
-    CommitResult, ConfirmKind, ConfirmOutcome, Confirmation, Decision, DecisionOutcome,
+    CommitResult, ConfirmKind, ConfirmOutcome, Confirmation, Decision, DecisionOutcome, Document,
     LedgerChange, LedgerSnapshot, ManualTask, OutcomeCommit, PersistReport, ReceiptRecord,
     SourceFlags, SourceState,
 };

@@ -11,8 +11,8 @@ use iga_directive::{
 use crate::import::{ImportOptions, ImportReport, ImportRule};
 use crate::types::{
     AssignmentKey, AssignmentState, AuditRow, ChainHead, ChangeContext, ClaimedJob, CommitResult,
-    ConfirmOutcome, Confirmation, Decision, LedgerChange, ManualTask, OutcomeCommit, PersistReport,
-    ReceiptRecord, SourceState,
+    ConfirmOutcome, Confirmation, Decision, Document, LedgerChange, ManualTask, OutcomeCommit,
+    PersistReport, ReceiptRecord, SourceState,
 };
 use crate::{CoexistenceMode, Result};
 
@@ -123,6 +123,9 @@ pub trait LedgerStore: Send + Sync {
     /// Jobs in one state.
     async fn jobs_by_state(&self, state: JobStateName, limit: usize)
     -> Result<Vec<FulfillmentJob>>;
+    /// Pending jobs that may be planned at `now` (future-dated directives wait for
+    /// their `not_before`).
+    async fn due_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<FulfillmentJob>>;
     /// Retrying jobs due at `now`.
     async fn due_retries(&self, now: Timestamp, limit: usize) -> Result<Vec<FulfillmentJob>>;
     /// Open a manual task.
@@ -166,6 +169,36 @@ pub trait LedgerStore: Send + Sync {
     /// Acknowledge delivered outbox rows.
     async fn ack_audit(&self, ids: &[i64]) -> Result<usize>;
 
+    /// Write a versioned document (see [`SqliteLedger::put_document`] for the
+    /// `expected_version` rules: `None` unconditional, `Some(0)` create-only,
+    /// `Some(v)` compare-and-set). Returns the new version.
+    ///
+    /// [`SqliteLedger::put_document`]: crate::SqliteLedger::put_document
+    async fn put_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        body: &str,
+        expected_version: Option<u64>,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// A document, if present.
+    async fn get_document(&self, namespace: &str, key: &str) -> Result<Option<Document>>;
+    /// Documents of a namespace in key order after `after_key`, at most `limit`.
+    async fn list_documents(
+        &self,
+        namespace: &str,
+        after_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Document>>;
+    /// Delete a document (conditional on `expected_version` when given); whether it
+    /// existed.
+    async fn delete_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected_version: Option<u64>,
+    ) -> Result<bool>;
     /// A source's cursor.
     async fn cursor(&self, source: &str) -> Result<Option<String>>;
     /// Set a source's cursor.
@@ -338,6 +371,9 @@ mod sqlite_impl {
         ) -> Result<Vec<FulfillmentJob>> {
             self.run(move |l| l.jobs_by_state(state, limit)).await
         }
+        async fn due_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<FulfillmentJob>> {
+            self.run(move |l| l.due_pending(now, limit)).await
+        }
         async fn due_retries(&self, now: Timestamp, limit: usize) -> Result<Vec<FulfillmentJob>> {
             self.run(move |l| l.due_retries(now, limit)).await
         }
@@ -406,6 +442,42 @@ mod sqlite_impl {
         async fn ack_audit(&self, ids: &[i64]) -> Result<usize> {
             let ids = ids.to_vec();
             self.run(move |l| l.ack_audit(&ids)).await
+        }
+        async fn put_document(
+            &self,
+            namespace: &str,
+            key: &str,
+            body: &str,
+            expected_version: Option<u64>,
+            now: Timestamp,
+        ) -> Result<u64> {
+            let (n, k, b) = (namespace.to_string(), key.to_string(), body.to_string());
+            self.run(move |l| l.put_document(&n, &k, &b, expected_version, now))
+                .await
+        }
+        async fn get_document(&self, namespace: &str, key: &str) -> Result<Option<Document>> {
+            let (n, k) = (namespace.to_string(), key.to_string());
+            self.run(move |l| l.get_document(&n, &k)).await
+        }
+        async fn list_documents(
+            &self,
+            namespace: &str,
+            after_key: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<Document>> {
+            let (n, a) = (namespace.to_string(), after_key.map(str::to_string));
+            self.run(move |l| l.list_documents(&n, a.as_deref(), limit))
+                .await
+        }
+        async fn delete_document(
+            &self,
+            namespace: &str,
+            key: &str,
+            expected_version: Option<u64>,
+        ) -> Result<bool> {
+            let (n, k) = (namespace.to_string(), key.to_string());
+            self.run(move |l| l.delete_document(&n, &k, expected_version))
+                .await
         }
         async fn cursor(&self, source: &str) -> Result<Option<String>> {
             let s = source.to_string();

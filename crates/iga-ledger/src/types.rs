@@ -499,3 +499,20 @@ pub struct CommitResult {
     /// Outbox ids of the audit events.
     pub audit_ids: Vec<i64>,
 }
+
+/// A versioned JSON document kept in the store for a component's own state (the
+/// inbound SCIM endpoint's resources, identity and feed snapshots). The version is
+/// 1 on creation and grows by one per write, so it serves as an ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Namespace (one per component and resource type, e.g. `scim.users`).
+    pub namespace: String,
+    /// Key within the namespace.
+    pub key: String,
+    /// Version (ETag).
+    pub version: u64,
+    /// The JSON body.
+    pub body: String,
+    /// Last write.
+    pub updated_at: Timestamp,
+}

@@ -239,3 +239,33 @@ fn cursor_moves_with_the_directives_it_covers() {
     l.set_cursor("jira", "42", at(3)).unwrap();
     assert_eq!(l.cursor("jira").unwrap().as_deref(), Some("42"));
 }
+
+#[test]
+fn future_dated_directives_stay_pending_until_their_not_before() {
+    let (_d, l) = fresh();
+    let now_d = grant_directive("alice", "G1", "RITM10");
+    let later = AccessDirective::builder("acme", "entra", Identity::person("bob"), Action::Grant)
+        .entitlement(EntitlementRef::group("G1"))
+        .approval(ApprovalRef::new("servicenow", "RITM11"))
+        .requested_at(t0())
+        .not_before(at(100))
+        .build()
+        .unwrap();
+    l.persist_directives(&[now_d.clone(), later.clone()], at(1))
+        .unwrap();
+    let due: Vec<String> = l
+        .due_pending(at(50), 10)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.directive_id.0)
+        .collect();
+    assert_eq!(due, vec![now_d.id.0.clone()]);
+    // Both are pending all along; the future one becomes due at its time.
+    assert_eq!(l.jobs_by_state(JobStateName::Pending, 10).unwrap().len(), 2);
+    assert_eq!(l.due_pending(at(100), 10).unwrap().len(), 2);
+    // The stored directive keeps its not_before.
+    assert_eq!(
+        l.directive(later.id.as_str()).unwrap().unwrap().not_before,
+        Some(at(100))
+    );
+}

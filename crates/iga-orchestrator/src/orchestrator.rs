@@ -767,16 +767,12 @@ impl Orchestrator {
 
     async fn plan_pending(&self, r: &mut PassReport) -> Result<()> {
         loop {
-            let jobs = self
-                .inner
-                .store
-                .jobs_by_state(JobStateName::Pending, PLAN_STEP)
-                .await?;
+            let now = self.now();
+            let jobs = self.inner.store.due_pending(now, PLAN_STEP).await?;
             if jobs.is_empty() {
                 return Ok(());
             }
             let ds = self.directives_of(&jobs).await?;
-            let now = self.now();
             // Guardrail: removals per (tenant, system) in this step.
             let mut staged = self.guardrail_staging(&ds).await?;
             let unstaged: Vec<&AccessDirective> = ds

@@ -20,11 +20,18 @@ impl Migration {
 }
 
 /// The SQLite migrations of this build, in order (`migrations/sqlite/NNNN_name.sql`).
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "documents",
+        sql: include_str!("../../migrations/sqlite/0002_documents.sql"),
+    },
+];
 
 /// Verify applied migrations against `migrations` and (if `apply`) run the pending ones,
 /// each in its own transaction together with its `_iga_migrations` record.

@@ -1,6 +1,7 @@
 //! The SQLite implementation: a synchronous core ([`SqliteLedger`]) and its async
 //! handle ([`crate::SqliteStore`]).
 
+mod docs;
 mod import;
 mod ledger;
 pub(crate) mod migrate;

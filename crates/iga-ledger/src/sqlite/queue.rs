@@ -37,7 +37,7 @@ fn persist_tx(c: &Connection, ds: &[AccessDirective], now: Timestamp) -> Result<
         c.prepare_cached(
             "INSERT INTO q_job (id, directive_id, tenant, system, state, next_at, created_at,
                                 updated_at, json)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?6, ?7)",
         )?
         .execute(params![
             job.id,
@@ -46,7 +46,9 @@ fn persist_tx(c: &Connection, ds: &[AccessDirective], now: Timestamp) -> Result<
             job.system,
             job.state.name().as_str(),
             ts(now),
-            serde_json::to_string(&job)?
+            serde_json::to_string(&job)?,
+            // A future-dated directive's pending job is due at its `not_before`.
+            d.not_before.map(ts)
         ])?;
         rep.inserted += 1;
     }
@@ -280,6 +282,21 @@ impl SqliteLedger {
                 c,
                 "SELECT json FROM q_job WHERE state = ?1 ORDER BY updated_at, id LIMIT ?2",
                 params![state.as_str(), limit as i64],
+            )
+        })
+    }
+
+    /// `Pending` jobs whose directive may run at `now`: those without `not_before` and
+    /// those whose `not_before` has come, oldest change first. Future-dated jobs stay
+    /// `Pending` and are not returned until then.
+    pub fn due_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<FulfillmentJob>> {
+        self.read(|c| {
+            jobs_query(
+                c,
+                "SELECT json FROM q_job WHERE state = 'pending'
+                   AND (next_at IS NULL OR next_at <= ?1)
+                 ORDER BY updated_at, id LIMIT ?2",
+                params![ts(now), limit as i64],
             )
         })
     }
