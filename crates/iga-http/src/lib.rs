@@ -7,6 +7,7 @@ pub mod client;
 pub mod pagination;
 pub mod rate_limit;
 pub mod redact;
+pub mod rest;
 pub mod retry_after;
 pub mod watermark;
 pub mod webhook;
