@@ -28,12 +28,14 @@ mod exec;
 mod orchestrator;
 mod reconcile;
 mod report;
+mod tasks;
 
 pub use audit::StoreOutbox;
 pub use config::{Guardrail, RetryPolicy, SystemSettings};
 pub use error::{OrchestratorError, Result};
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};
 pub use reconcile::{DriftItem, DriftReport};
+pub use tasks::{StoreTasks, TASK_NAMESPACE};
 pub use report::{
     DryRunPlan, NoOpDirective, PassReport, PlannedOperation, StatusSummary, SubmitReport,
 };

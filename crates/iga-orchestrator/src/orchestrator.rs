@@ -1348,8 +1348,12 @@ impl Orchestrator {
 
     /// Poll jobs waiting for an external completion (tickets, manual tasks, async APIs,
     /// legacy provisioners): re-applying an operation is idempotent, so it answers
-    /// `Pending` while open and applied/already-in-state once done. Legacy-proxy jobs
-    /// complete when the target shows the change.
+    /// `Pending` while open and applied/already-in-state once done — the job then
+    /// succeeds with one receipt per operation, the ledger confirmation and a
+    /// `Fulfilled` report. A **permanent** error (a rejected task or ticket, a failure
+    /// reported by a callback) escalates the job with the reason, receipts, an audit
+    /// event and a `NeedsAttention` report; a temporary error keeps it waiting.
+    /// Legacy-proxy jobs complete when the target shows the change.
     async fn poll_external(&self, r: &mut PassReport) -> Result<()> {
         let now = self.now();
         let jobs = self
@@ -1373,39 +1377,133 @@ impl Orchestrator {
             let Some(sys) = self.inner.systems.get(&d.system) else {
                 continue;
             };
-            let done = if legacy {
-                self.target_shows(d).await?
-            } else {
-                let ops = d.operations(sys.settings.expand);
-                let targets =
-                    iga_batch::Targets::new().with(&d.tenant, &d.system, sys.adapter.clone());
-                let report = self.inner.batch.run(&targets, ops).await;
-                report.items.iter().all(
-                    |it| matches!(&it.result, iga_batch::ItemResult::Succeeded(o) if o.is_done()),
-                )
-            };
-            if !done {
+            if legacy {
+                if !self.target_shows(d).await? {
+                    continue;
+                }
+                r.completed_external += 1;
+                let mut commit = OutcomeCommit::new(d.id.as_str(), JobState::Succeeded, now)
+                    .with_audit(
+                        audit(
+                            EventKind::OperationExecuted,
+                            d,
+                            now,
+                            "external completion observed",
+                        )
+                        .to_json(),
+                    );
+                if let Some(key) = AssignmentKey::from_directive(d) {
+                    let conf = match d.action {
+                        Action::Revoke => Confirmation::revoke(key, d.source.clone(), ctx(d, now)),
+                        _ => Confirmation::grant(key, d.source.clone(), ctx(d, now)),
+                    };
+                    commit = commit.with_confirm(conf);
+                }
+                self.inner.store.commit_outcome(&commit).await?;
                 continue;
             }
-            r.completed_external += 1;
-            let mut commit = OutcomeCommit::new(d.id.as_str(), JobState::Succeeded, now)
-                .with_audit(
-                    audit(
-                        EventKind::OperationExecuted,
-                        d,
-                        now,
-                        "external completion observed",
-                    )
-                    .to_json(),
-                );
-            if let Some(key) = AssignmentKey::from_directive(d) {
-                let conf = match d.action {
-                    Action::Revoke => Confirmation::revoke(key, d.source.clone(), ctx(d, now)),
-                    _ => Confirmation::grant(key, d.source.clone(), ctx(d, now)),
-                };
-                commit = commit.with_confirm(conf);
+            let ops = d.operations(sys.settings.expand);
+            let targets = iga_batch::Targets::new().with(&d.tenant, &d.system, sys.adapter.clone());
+            let report = self.inner.batch.run(&targets, ops.clone()).await;
+            let items: Vec<(&Operation, ItemResult)> = ops
+                .iter()
+                .zip(report.items)
+                .map(|(op, it)| (op, ItemResult::from_report(it, |id| id.to_string())))
+                .collect();
+            let permanent = items.iter().find_map(|(_, ir)| {
+                ir.result
+                    .as_ref()
+                    .err()
+                    .filter(|e| matches!(e.retry(), RetryStatus::Permanent))
+            });
+            let done = items
+                .iter()
+                .all(|(_, ir)| matches!(&ir.result, Ok(o) if o.is_done()));
+            if permanent.is_none() && !done {
+                continue;
             }
-            self.inner.store.commit_outcome(&commit).await?;
+            let attempts_so_far = job.attempts.len() as u32;
+            let mut chains = self.inner.chains.lock().await;
+            let (commit, report) = if let Some(err) = permanent {
+                r.escalated += 1;
+                let reason = format!("permanent failure: {}", err.summary());
+                let record = AttemptRecord::new(
+                    attempts_so_far + 1,
+                    now,
+                    err.kind().as_str(),
+                    err.message().to_string(),
+                    summarize(err),
+                );
+                let mut attempts = job.attempts.clone();
+                attempts.push(record.clone());
+                let mut commit = escalation(d, reason.clone(), attempts, record, now);
+                for (op, ir) in &items {
+                    let outcome = match &ir.result {
+                        Ok(Outcome::Applied { .. }) => iga_receipt::Outcome::Applied,
+                        Ok(Outcome::Pending { .. }) => continue,
+                        Ok(_) => iga_receipt::Outcome::AlreadyInState,
+                        Err(e) => iga_receipt::Outcome::escalated(e.kind().as_str(), e.message()),
+                    };
+                    let rec = self
+                        .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                        .await?;
+                    commit = commit.with_receipt(rec);
+                    r.receipts += 1;
+                }
+                let rep = FulfillmentReport::NeedsAttention {
+                    directive_id: d.id.clone(),
+                    approval: d.approval.clone(),
+                    message: reason,
+                };
+                (commit, rep)
+            } else {
+                r.completed_external += 1;
+                let mut commit = OutcomeCommit::new(d.id.as_str(), JobState::Succeeded, now);
+                let mut receipt_ids = Vec::new();
+                for (op, ir) in &items {
+                    let outcome = match &ir.result {
+                        Ok(Outcome::Applied { .. }) => iga_receipt::Outcome::Applied,
+                        _ => iga_receipt::Outcome::AlreadyInState,
+                    };
+                    let rec = self
+                        .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                        .await?;
+                    receipt_ids.push(rec.receipt_id.clone());
+                    commit = commit
+                        .with_audit(
+                            audit(
+                                EventKind::OperationExecuted,
+                                d,
+                                now,
+                                format!("external completion observed: {}", op.describe()),
+                            )
+                            .operation(op.id.0.clone())
+                            .outcome(ir.result.as_ref().map(|o| o.name()).unwrap_or("error"))
+                            .to_json(),
+                        )
+                        .with_receipt(rec);
+                    r.receipts += 1;
+                }
+                if let Some(key) = AssignmentKey::from_directive(d) {
+                    let conf = match d.action {
+                        Action::Revoke => Confirmation::revoke(key, d.source.clone(), ctx(d, now)),
+                        _ => Confirmation::grant(key, d.source.clone(), ctx(d, now)),
+                    };
+                    commit = commit.with_confirm(conf);
+                }
+                let rep = FulfillmentReport::Fulfilled {
+                    directive_id: d.id.clone(),
+                    approval: d.approval.clone(),
+                    receipt_ids,
+                };
+                (commit, rep)
+            };
+            if let Err(e) = self.inner.store.commit_outcome(&commit).await {
+                chains.remove(&d.system);
+                return Err(e.into());
+            }
+            drop(chains);
+            self.report_to_sources(&[report]).await;
         }
         Ok(())
     }
