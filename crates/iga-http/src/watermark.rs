@@ -150,7 +150,12 @@ impl Watermark {
             self.high = Some(updated);
         }
         let key = (id.to_owned(), version.to_owned());
-        if self.seen.contains_key(&key) {
+        if let Some(t) = self.seen.get_mut(&key) {
+            // Seen before; keep remembering it as long as the record keeps being
+            // returned (e.g. touched again with the same version tag).
+            if updated > *t {
+                *t = updated;
+            }
             return false;
         }
         // A record older than the window is one the next query would not return
@@ -298,6 +303,16 @@ mod tests {
         // same second, another modification
         assert!(w.observe_version("a", t(10, 0, 0), "4"));
         assert!(w.is_seen_version("a", "4"));
+    }
+
+    #[test]
+    fn a_version_touched_again_stays_remembered() {
+        let mut w = Watermark::new(Duration::seconds(10));
+        assert!(w.observe_version("a", t(10, 0, 0), "approved@10:00:00"));
+        // the record is updated later (a work note) without a new decision
+        assert!(!w.observe_version("a", t(10, 5, 0), "approved@10:00:00"));
+        let back = Watermark::from_cursor(&w.to_cursor()).unwrap();
+        assert!(back.is_seen_version("a", "approved@10:00:00"));
     }
 
     #[test]
