@@ -24,7 +24,7 @@ fn adapter(mock: &MockServer) -> OktaAdapter {
 }
 
 async fn raw(mock: &MockServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
+    let client = iga_http::default_client().unwrap();
     let mut rb = client
         .request(
             method.parse().unwrap(),
@@ -44,7 +44,8 @@ async fn raw(mock: &MockServer, method: &str, path: &str, body: Option<Value>) -
 async fn mock_rejects_what_okta_rejects() {
     let mock = MockServer::start().await;
     // Wrong token.
-    let r = reqwest::Client::new()
+    let r = iga_http::default_client()
+        .unwrap()
         .get(format!("{}/api/v1/users", mock.url()))
         .header("authorization", "SSWS wrong")
         .send()

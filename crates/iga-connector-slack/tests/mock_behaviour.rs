@@ -10,7 +10,8 @@ use iga_directive::{Identity, Operation, OperationKind};
 use serde_json::{Value, json};
 
 async fn raw(mock: &MockServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut rb = reqwest::Client::new()
+    let mut rb = iga_http::default_client()
+        .unwrap()
         .request(method.parse().unwrap(), format!("{}{path}", mock.url()))
         .header("authorization", format!("Bearer {}", mock.token()));
     if let Some(b) = body {

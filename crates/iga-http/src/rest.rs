@@ -197,7 +197,8 @@ impl RestClient {
         }
     }
 
-    /// Send this header on every request (e.g. GitHub's `X-GitHub-Api-Version`).
+    /// Send this header on every request (e.g. GitHub's `X-GitHub-Api-Version`); an
+    /// `accept` header here replaces the default `application/json`.
     pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
         self.default_headers.push((
             http::HeaderName::from_static(name),
@@ -262,10 +263,14 @@ impl RestClient {
         let counter = &self.requests;
         let resp = send_with_auth(self.connector, &*self.auth, || {
             counter.fetch_add(1, Ordering::Relaxed);
-            let mut rb = self
-                .http
-                .request(method.clone(), &url)
-                .header(http::header::ACCEPT, "application/json");
+            let mut rb = self.http.request(method.clone(), &url);
+            if !self
+                .default_headers
+                .iter()
+                .any(|(k, _)| k == http::header::ACCEPT)
+            {
+                rb = rb.header(http::header::ACCEPT, "application/json");
+            }
             for (k, v) in &self.default_headers {
                 rb = rb.header(k.clone(), v.clone());
             }
