@@ -1,111 +1,113 @@
-//! The durable polling cursor: a high-water mark over the records' own update
-//! times (never our clock, so clock skew cannot open a gap), the set of
-//! `(record id, updated)` pairs already turned into directives inside the overlap
-//! window (so the overlap never yields a record twice), and an optional page
-//! continuation (so a backlog larger than a page is read across polls without
-//! restarting).
+//! The durable polling cursor: [`iga_http::watermark::Watermark`] (high-water
+//! mark over the records' own update times, overlap window, `(record id, updated)`
+//! de-duplication) plus the continuation of a paged listing in progress, so a
+//! backlog larger than a page is read across polls without restarting.
 //!
 //! Encoded as compact JSON in [`SourceCursor`]; the orchestrator stores it in the
 //! same transaction as the directives it came with.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use iga_adapter::{Error, Result, SourceCursor};
 use iga_directive::Timestamp;
+use iga_http::watermark::Watermark;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::KIND;
 
-/// Where a paged search stopped.
+/// Where a paged listing stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Continuation {
-    /// The JQL lower bound the paged search was started with (None: unbounded).
+    /// The query lower bound the listing was started with (None: unbounded).
     pub(crate) since: Option<String>,
-    /// Jira's `nextPageToken`.
+    /// The listing's continuation token.
     pub(crate) token: String,
 }
 
-/// See the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Watermark {
-    /// Format version.
-    #[serde(default = "one")]
-    pub(crate) v: u32,
-    /// Largest record update time seen.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    wm: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) hwm: Option<Timestamp>,
-    /// `(record id, updated in ms)` pairs already handled inside the window.
-    #[serde(default)]
-    pub(crate) seen: BTreeSet<(String, i64)>,
-    /// A paged search in progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<Continuation>,
+}
+
+/// Watermark + continuation. See the module docs.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor {
+    pub(crate) wm: Watermark,
     pub(crate) page: Option<Continuation>,
+    /// Query rounding: the query bound is `since + slack`, rounded down by the
+    /// caller, so a query never returns a record older than the remembered window.
+    slack: Duration,
 }
 
-fn one() -> u32 {
-    1
+fn bad(msg: String) -> Error {
+    Error::invalid_input(msg).with_connector(KIND)
 }
 
-impl Watermark {
-    /// Decode a stored cursor (`None` = start from the beginning).
-    pub(crate) fn decode(cursor: Option<&SourceCursor>) -> Result<Self> {
-        match cursor {
-            None => Ok(Self {
-                v: 1,
-                ..Self::default()
-            }),
-            Some(c) => {
-                let w: Self = serde_json::from_str(&c.0).map_err(|e| {
-                    Error::invalid_input(format!("stored jira cursor is not valid: {e}"))
-                        .with_connector(KIND)
-                })?;
-                if w.v != 1 {
-                    return Err(Error::invalid_input(format!(
-                        "stored jira cursor has unknown version {}",
-                        w.v
-                    ))
-                    .with_connector(KIND));
-                }
-                Ok(w)
-            }
+impl Cursor {
+    /// Decode a stored cursor (`None` = from the beginning). The watermark's
+    /// window is `overlap + slack`.
+    pub(crate) fn decode(
+        cursor: Option<&SourceCursor>,
+        overlap: Duration,
+        slack: Duration,
+    ) -> Result<Self> {
+        let window = chrono::Duration::from_std(overlap + slack)
+            .map_err(|e| bad(format!("overlap out of range: {e}")))?;
+        let Some(c) = cursor else {
+            return Ok(Self {
+                wm: Watermark::new(window),
+                page: None,
+                slack,
+            });
+        };
+        let wire: Wire = serde_json::from_str(&c.0)
+            .map_err(|e| bad(format!("stored {KIND} cursor is not valid: {e}")))?;
+        if wire.v != 1 {
+            return Err(bad(format!(
+                "stored {KIND} cursor has unknown version {}",
+                wire.v
+            )));
         }
+        let wm = Watermark::resume(Some(&SourceCursor(wire.wm.to_string())), window)
+            .map_err(|e| e.with_connector(KIND))?;
+        Ok(Self {
+            wm,
+            page: wire.page,
+            slack,
+        })
     }
 
-    /// Encode for storage.
+    /// Encode for storage (the watermark prunes pairs older than its window).
     pub(crate) fn encode(&self) -> SourceCursor {
-        SourceCursor(serde_json::to_string(self).expect("cursor serialises"))
+        let wm: Value =
+            serde_json::from_str(&self.wm.to_cursor().0).expect("watermark cursor is JSON");
+        let wire = Wire {
+            v: 1,
+            wm,
+            page: self.page.clone(),
+        };
+        SourceCursor(serde_json::to_string(&wire).expect("cursor serialises"))
     }
 
-    /// The lower bound of a fresh query: watermark minus the overlap.
-    pub(crate) fn lower_bound(&self, overlap: Duration) -> Option<Timestamp> {
-        let o = chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::zero());
-        self.hwm.map(|h| h - o)
+    /// The lower bound of a fresh query, to be rounded *down* to the query's
+    /// precision by the caller (at most `slack`).
+    pub(crate) fn query_bound(&self) -> Option<Timestamp> {
+        let slack = chrono::Duration::from_std(self.slack).unwrap_or(chrono::Duration::zero());
+        self.wm.since().map(|s| s + slack)
     }
 
     /// Whether `(id, updated)` was handled already.
     pub(crate) fn is_seen(&self, id: &str, updated: Timestamp) -> bool {
-        self.seen
-            .contains(&(id.to_string(), updated.timestamp_millis()))
+        self.wm.is_seen(id, updated)
     }
 
     /// Record `(id, updated)` as handled and raise the watermark.
     pub(crate) fn observe(&mut self, id: &str, updated: Timestamp) {
-        self.seen
-            .insert((id.to_string(), updated.timestamp_millis()));
-        if self.hwm.is_none_or(|h| updated > h) {
-            self.hwm = Some(updated);
-        }
-    }
-
-    /// Forget pairs older than anything a future query can return: below the
-    /// lower bound minus `slack` (the query literal's rounding).
-    pub(crate) fn prune(&mut self, overlap: Duration, slack: Duration) {
-        let Some(lb) = self.lower_bound(overlap + slack) else {
-            return;
-        };
-        let cut = lb.timestamp_millis();
-        self.seen.retain(|(_, t)| *t >= cut);
+        self.wm.observe(id, updated);
     }
 }
 
@@ -118,30 +120,34 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_observe_prune() {
-        let mut w = Watermark::decode(None).unwrap();
-        assert_eq!(w.lower_bound(Duration::from_secs(60)), None);
-        w.observe("1", t("2026-01-01T10:00:00Z"));
-        w.observe("2", t("2026-01-01T10:10:00Z"));
-        w.observe("1", t("2026-01-01T10:05:00Z"));
-        assert_eq!(w.hwm, Some(t("2026-01-01T10:10:00Z")));
-        assert!(w.is_seen("1", t("2026-01-01T10:00:00Z")));
-        assert!(!w.is_seen("1", t("2026-01-01T10:01:00Z")));
-        let back = Watermark::decode(Some(&w.encode())).unwrap();
-        assert_eq!(back, w);
-        w.prune(Duration::from_secs(300), Duration::from_secs(60));
+    fn round_trip_and_bound() {
+        let ov = Duration::from_secs(300);
+        let sl = Duration::from_secs(60);
+        let mut c = Cursor::decode(None, ov, sl).unwrap();
+        assert_eq!(c.query_bound(), None);
+        c.observe("1", t("2026-01-01T10:00:00Z"));
+        c.observe("2", t("2026-01-01T10:10:00Z"));
+        c.page = Some(Continuation {
+            since: None,
+            token: "tok".into(),
+        });
+        assert_eq!(c.query_bound(), Some(t("2026-01-01T10:05:00Z")));
+        let back = Cursor::decode(Some(&c.encode()), ov, sl).unwrap();
+        assert!(back.is_seen("2", t("2026-01-01T10:10:00Z")));
         assert!(
-            !w.is_seen("1", t("2026-01-01T10:00:00Z")),
-            "older than 10:04 pruned"
+            !back.is_seen("1", t("2026-01-01T10:00:00Z")),
+            "older than the window"
         );
-        assert!(w.is_seen("1", t("2026-01-01T10:05:00Z")));
+        assert_eq!(back.page, c.page);
     }
 
     #[test]
     fn bad_cursor_is_invalid_input() {
-        let e = Watermark::decode(Some(&SourceCursor("17".into()))).unwrap_err();
+        let ov = Duration::from_secs(1);
+        let e = Cursor::decode(Some(&SourceCursor("17".into())), ov, ov).unwrap_err();
         assert_eq!(e.kind(), iga_adapter::ErrorKind::InvalidInput);
-        let e = Watermark::decode(Some(&SourceCursor(r#"{"v":9}"#.into()))).unwrap_err();
+        let e =
+            Cursor::decode(Some(&SourceCursor(r#"{"v":9,"wm":{}}"#.into())), ov, ov).unwrap_err();
         assert!(e.to_string().contains("version 9"));
     }
 }

@@ -26,7 +26,7 @@ use crate::KIND;
 use crate::adf;
 use crate::client::{Client, seg};
 use crate::config::{JiraConnection, JiraSourceConfig};
-use crate::cursor::{Continuation, Watermark};
+use crate::cursor::{Continuation, Cursor};
 use crate::mapping::{self, Decision};
 use crate::time::{jql_literal, parse_jira_time};
 
@@ -391,13 +391,12 @@ impl JiraSource {
         }
     }
 
-    async fn poll_page(&self, w: &mut Watermark, batch: &mut PollBatch) -> Result<()> {
+    async fn poll_page(&self, w: &mut Cursor, batch: &mut PollBatch) -> Result<()> {
         let cfg = &self.inner.cfg;
         let (since, token) = match &w.page {
             Some(c) => (c.since.clone(), Some(c.token.clone())),
             None => (
-                w.lower_bound(cfg.overlap)
-                    .map(|t| jql_literal(t, cfg.jql_timezone)),
+                w.query_bound().map(|t| jql_literal(t, cfg.jql_timezone)),
                 None,
             ),
         };
@@ -622,10 +621,10 @@ impl DirectiveSource for JiraSource {
     }
 
     async fn poll(&self, cursor: Option<&iga_adapter::SourceCursor>) -> Result<PollBatch> {
-        let mut w = Watermark::decode(cursor)?;
+        // JQL literals have minute precision: one minute of slack.
+        let mut w = Cursor::decode(cursor, self.inner.cfg.overlap, Duration::from_secs(60))?;
         let mut batch = PollBatch::default();
         self.poll_page(&mut w, &mut batch).await?;
-        w.prune(self.inner.cfg.overlap, Duration::from_secs(60));
         self.flag_rejections(&batch.rejected).await;
         batch.cursor = Some(w.encode());
         Ok(batch)

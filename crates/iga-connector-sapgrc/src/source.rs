@@ -14,7 +14,7 @@ use iga_adapter::{
 use iga_directive::{AccessDirective, Action, ApprovalRef, EntitlementRef, Identity, Timestamp};
 
 use crate::KIND;
-use crate::cursor::{Continuation, Watermark};
+use crate::cursor::{Continuation, Cursor};
 use crate::dialect::GrcDialect;
 use crate::model::{Fetched, GrcLine, GrcRequest, LineResult, LineStatus};
 
@@ -212,10 +212,10 @@ impl SapGrcSource {
         }
     }
 
-    async fn poll_page(&self, w: &mut Watermark, batch: &mut PollBatch) -> Result<()> {
+    async fn poll_page(&self, w: &mut Cursor, batch: &mut PollBatch) -> Result<()> {
         let (since, cont) = match &w.page {
             Some(c) => (None, Some(c.token.clone())),
-            None => (w.lower_bound(self.cfg.overlap), None),
+            None => (w.query_bound(), None),
         };
         let page = match self.dialect.fetch_approved(since, cont.as_deref()).await {
             Err(e) if cont.is_some() && e.kind() == ErrorKind::InvalidInput => {
@@ -293,10 +293,10 @@ impl DirectiveSource for SapGrcSource {
     }
 
     async fn poll(&self, cursor: Option<&SourceCursor>) -> Result<PollBatch> {
-        let mut w = Watermark::decode(cursor)?;
+        // `datetime'…'` literals have second precision: one second of slack.
+        let mut w = Cursor::decode(cursor, self.cfg.overlap, Duration::from_secs(1))?;
         let mut batch = PollBatch::default();
         self.poll_page(&mut w, &mut batch).await?;
-        w.prune(self.cfg.overlap, Duration::from_secs(1));
         batch.cursor = Some(w.encode());
         Ok(batch)
     }
