@@ -14,6 +14,7 @@ declare -A SMOKE_ARGS=(
   [pipeline]="--directives 2000"
   [ldap_pipeline]="--ops 100"
   [flatfile_import]="--rows 20000"
+  [policy_eval]="--identities 500 --rules 50"
 )
 
 shopt -s nullglob
