@@ -28,6 +28,7 @@ mod exec;
 mod orchestrator;
 mod reconcile;
 mod report;
+mod sink;
 mod tasks;
 
 pub use audit::StoreOutbox;

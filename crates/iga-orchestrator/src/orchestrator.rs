@@ -418,12 +418,12 @@ impl Orchestrator {
 
     /// Now, at the store's precision (microseconds), so receipts read back from the
     /// store are byte-identical to what was signed.
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         let t = self.inner.clock.now();
         chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
     }
 
-    fn validate(&self, ds: &[AccessDirective]) -> Result<()> {
+    pub(crate) fn validate(&self, ds: &[AccessDirective]) -> Result<()> {
         for (index, d) in ds.iter().enumerate() {
             if let Err(e) = d.validate() {
                 return Err(OrchestratorError::InvalidDirective {
@@ -593,7 +593,7 @@ impl Orchestrator {
         Ok(r)
     }
 
-    fn remember(&self, ds: &[AccessDirective]) {
+    pub(crate) fn remember(&self, ds: &[AccessDirective]) {
         let mut cache = self.inner.intake.lock().expect("intake cache");
         for d in ds {
             if cache.len() >= INTAKE_CACHE_MAX {
