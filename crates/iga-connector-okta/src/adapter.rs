@@ -119,6 +119,19 @@ impl OktaAdapter {
                 http.clone(),
                 (**c).clone().connector(KIND),
             )),
+            OktaAuth::PrivateKeyJwt {
+                client_id,
+                key_id,
+                private_key_pem,
+                scopes,
+            } => Arc::new(crate::oauth::OktaPrivateKeyJwt::new(
+                http.clone(),
+                config.org_url.as_str(),
+                client_id.clone(),
+                key_id.clone(),
+                private_key_pem,
+                scopes,
+            )?),
         };
         let rest = RestClient::new(KIND, http, auth, &config.api_base())
             .with_pacer(RatePacer::new().with_floor(config.rate_limit_floor));

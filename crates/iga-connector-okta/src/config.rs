@@ -18,6 +18,20 @@ pub enum OktaAuth {
     /// by `iga-http`. Scopes: `okta.users.manage`, `okta.groups.manage`,
     /// `okta.apps.manage` (for app assignments).
     OAuth2(Box<OAuth2Config>),
+    /// OAuth 2.0 client credentials with `private_key_jwt` client authentication,
+    /// what Okta requires of service apps calling the management API: an RS256
+    /// client assertion signed with the app's key is exchanged at
+    /// `{org}/oauth2/v1/token` for a bearer access token (cached, renewed).
+    PrivateKeyJwt {
+        /// The service app's client id (`iss` and `sub` of the assertion).
+        client_id: String,
+        /// The key id registered with the app's public key (JWT `kid`), if any.
+        key_id: Option<String>,
+        /// The app's RSA private key, PEM (PKCS#8 or PKCS#1).
+        private_key_pem: Secret,
+        /// Scopes, e.g. `okta.users.manage okta.groups.manage okta.apps.manage`.
+        scopes: Vec<String>,
+    },
 }
 
 /// Connector configuration.
@@ -100,6 +114,22 @@ impl OktaConfig {
     /// Use OAuth 2.0 client credentials instead of SSWS.
     pub fn oauth2(mut self, config: OAuth2Config) -> Self {
         self.auth = OktaAuth::OAuth2(Box::new(config));
+        self
+    }
+
+    /// Use OAuth 2.0 client credentials with `private_key_jwt` (Okta service apps).
+    pub fn private_key_jwt(
+        mut self,
+        client_id: impl Into<String>,
+        private_key_pem: impl Into<Secret>,
+        scopes: &[&str],
+    ) -> Self {
+        self.auth = OktaAuth::PrivateKeyJwt {
+            client_id: client_id.into(),
+            key_id: None,
+            private_key_pem: private_key_pem.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        };
         self
     }
 

@@ -6,9 +6,11 @@ mod config;
 pub mod error;
 #[cfg(feature = "test-support")]
 pub mod mock;
+pub mod oauth;
 
 pub use adapter::OktaAdapter;
 pub use config::{OktaAuth, OktaConfig};
+pub use oauth::OktaPrivateKeyJwt;
 
 /// Connector kind of this crate, as reported in [`iga_adapter::AdapterInfo`] and errors.
 pub const KIND: &str = "okta";

@@ -95,6 +95,17 @@ pub struct MockConfig {
     pub rate_limit: u64,
     /// The rate-limit window (default 60 s).
     pub window: Duration,
+    /// A service app allowed to use `private_key_jwt` at `/oauth2/v1/token`.
+    pub oauth_client: Option<MockOAuthClient>,
+}
+
+/// A service app registered for OAuth 2.0 client credentials (`private_key_jwt`).
+#[derive(Debug, Clone)]
+pub struct MockOAuthClient {
+    /// The client id.
+    pub client_id: String,
+    /// Its public key, DER `RSAPublicKey`.
+    pub public_key_der: Vec<u8>,
 }
 
 impl Default for MockConfig {
@@ -103,6 +114,7 @@ impl Default for MockConfig {
             token: "mock-okta-token".into(),
             rate_limit: 600,
             window: Duration::from_secs(60),
+            oauth_client: None,
         }
     }
 }
@@ -111,6 +123,12 @@ impl MockConfig {
     /// Set the token.
     pub fn token(mut self, t: impl Into<String>) -> Self {
         self.token = t.into();
+        self
+    }
+
+    /// Register a service app for `private_key_jwt`.
+    pub fn oauth_client(mut self, client: MockOAuthClient) -> Self {
+        self.oauth_client = Some(client);
         self
     }
 
@@ -152,6 +170,7 @@ struct State {
     calls: u64,
     calls_by_route: BTreeMap<String, u64>,
     seq: u64,
+    access_tokens: BTreeSet<String>,
 }
 
 /// A running mock. Dropping it stops the server.
@@ -419,6 +438,31 @@ fn handle(
     let now = now_secs();
     let date = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(now));
     let path = uri.path().to_string();
+    if path == "/oauth2/v1/token" && method == Method::POST {
+        let mut s = state.lock().expect("mock state");
+        s.calls += 1;
+        *s.calls_by_route
+            .entry("POST /oauth2/v1/token".into())
+            .or_default() += 1;
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let r = match token_grant(config, base, &form) {
+            Ok(scope) => {
+                s.seq += 1;
+                let token = format!("okta-at-{:012}", s.seq);
+                s.access_tokens.insert(token.clone());
+                (
+                    StatusCode::OK,
+                    json!({"token_type": "Bearer", "expires_in": 3600,
+                    "access_token": token, "scope": scope}),
+                )
+            }
+            Err((status, code, desc)) => {
+                (status, json!({"error": code, "error_description": desc}))
+            }
+        };
+        return finish(r, &date, None, None);
+    }
     let Some(rest) = path.strip_prefix("/api/v1/") else {
         return finish(not_found(&path), &date, None, None);
     };
@@ -497,7 +541,13 @@ fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if auth != format!("SSWS {}", config.token) && auth != format!("Bearer {}", config.token) {
+    let issued = auth
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| s.access_tokens.contains(t));
+    if !issued
+        && auth != format!("SSWS {}", config.token)
+        && auth != format!("Bearer {}", config.token)
+    {
         return finish(
             okta_error(
                 StatusCode::UNAUTHORIZED,
@@ -540,6 +590,76 @@ fn percent_decode(seg: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+type GrantError = (StatusCode, &'static str, &'static str);
+
+/// Check a `client_credentials` grant with a `private_key_jwt` assertion.
+fn token_grant(
+    config: &MockConfig,
+    base: &str,
+    form: &HashMap<String, String>,
+) -> Result<String, GrantError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let invalid = |d| (StatusCode::UNAUTHORIZED, "invalid_client", d);
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        ));
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return Err(invalid("client_assertion_type is invalid."));
+    }
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    if scope.trim().is_empty() || !scope.split(' ').all(|s| s.starts_with("okta.")) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "The authorization server resource does not have any configured default scopes, 'scope' must be provided.",
+        ));
+    }
+    let Some(client) = &config.oauth_client else {
+        return Err(invalid("The client_id is not registered."));
+    };
+    let jwt = form.get("client_assertion").cloned().unwrap_or_default();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return Err(invalid("The client_assertion is malformed."));
+    }
+    let sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .map_err(|_| invalid("The client_assertion is malformed."))?;
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        &client.public_key_der,
+    )
+    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+    .map_err(|_| invalid("The client_assertion signature is invalid."))?;
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(invalid("The client_assertion is malformed."))?;
+    let now = now_secs();
+    let ok = claims["iss"] == client.client_id.as_str()
+        && claims["sub"] == client.client_id.as_str()
+        && claims["aud"] == format!("{base}/oauth2/v1/token").as_str()
+        && claims["exp"].as_u64().is_some_and(|e| e > now)
+        && claims["iat"].as_u64().is_some_and(|i| {
+            claims["exp"]
+                .as_u64()
+                .is_some_and(|e| e.saturating_sub(i) <= 3600)
+        })
+        && claims["jti"].as_str().is_some_and(|j| !j.is_empty());
+    if !ok {
+        return Err(invalid("The client_assertion token is invalid."));
+    }
+    Ok(scope)
 }
 
 fn finish(

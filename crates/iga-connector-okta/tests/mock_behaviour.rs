@@ -337,3 +337,76 @@ async fn link_paging_walks_every_user_once() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert_eq!(mock.calls(), before);
 }
+
+#[tokio::test]
+async fn private_key_jwt_service_app_gets_a_bearer_token() {
+    use iga_connector_okta::OktaPrivateKeyJwt;
+    use iga_connector_okta::mock::MockOAuthClient;
+    const KEY: &str = include_str!("fixtures/test-service-app-key.pem");
+    let key = iga_adapter::Secret::new(KEY.to_string());
+    let signer = OktaPrivateKeyJwt::new(
+        iga_http::default_client().unwrap(),
+        "http://127.0.0.1:1",
+        "0oa-service",
+        None,
+        &key,
+        &[],
+    )
+    .unwrap();
+    let mock = MockServer::start_with(MockConfig::default().oauth_client(MockOAuthClient {
+        client_id: "0oa-service".into(),
+        public_key_der: signer.public_key_der(),
+    }))
+    .await;
+    let scopes = ["okta.users.manage", "okta.groups.manage"];
+    let okta = OktaAdapter::new(
+        OktaConfig::new(mock.url(), "unused")
+            .unwrap()
+            .private_key_jwt("0oa-service", KEY.to_string(), &scopes),
+    )
+    .unwrap();
+    okta.check().await.expect("token minted and accepted");
+    okta.create_user(&ada(40), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        mock.calls_by_route().get("POST /oauth2/v1/token"),
+        Some(&1),
+        "token cached"
+    );
+    assert!(!format!("{okta:?}").contains("PRIVATE KEY"));
+    // An unregistered client id is refused: Unauthenticated, permanent.
+    let other = OktaAdapter::new(
+        OktaConfig::new(mock.url(), "unused")
+            .unwrap()
+            .private_key_jwt("0oa-other", KEY.to_string(), &scopes),
+    )
+    .unwrap();
+    let e = other.check().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(!e.is_retryable());
+    // Missing scopes: PermissionDenied.
+    let noscope = OktaAdapter::new(
+        OktaConfig::new(mock.url(), "unused")
+            .unwrap()
+            .private_key_jwt("0oa-service", KEY.to_string(), &[]),
+    )
+    .unwrap();
+    assert_eq!(
+        noscope.check().await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    // A malformed key is a configuration error that does not echo the key.
+    let e = OktaAdapter::new(
+        OktaConfig::new(mock.url(), "unused")
+            .unwrap()
+            .private_key_jwt(
+                "0oa-service",
+                "-----BEGIN PRIVATE KEY-----\nsecretjunk\n-----END PRIVATE KEY-----",
+                &scopes,
+            ),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(!format!("{e:?}").contains("secretjunk"));
+}
