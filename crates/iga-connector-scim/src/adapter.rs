@@ -234,6 +234,29 @@ impl ScimAdapter {
             .ok_or_else(|| unexpected("group created without an id"))
     }
 
+    /// One raw request to `base + path` with the adapter's client and credentials;
+    /// the parsed body (None for 204). For dialect wrappers built on this adapter
+    /// (e.g. AWS IAM Identity Center, whose group reads carry no members).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Option<Value>> {
+        self.call(method, path, query, body).await.map(|r| r.body)
+    }
+
+    /// The SCIM User of an account (native id, then `externalId`, then `userName`).
+    pub async fn resolve_user(&self, account: &AccountRef) -> Result<Option<Value>> {
+        self.find_user(account).await
+    }
+
+    /// The SCIM id of a group named by an entitlement (`displayName`, else the id).
+    pub async fn resolve_group(&self, entitlement: &EntitlementRef) -> Result<Option<String>> {
+        self.find_group(&entitlement.id).await
+    }
+
     pub(crate) async fn call(
         &self,
         method: Method,

@@ -9,6 +9,7 @@ pub mod rate_limit;
 pub mod redact;
 pub mod rest;
 pub mod retry_after;
+pub mod sigv4;
 pub mod watermark;
 pub mod webhook;
 
