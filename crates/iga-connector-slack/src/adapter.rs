@@ -1,6 +1,14 @@
 //! `SlackAdapter`: the SCIM connector with Slack's dialect.
 
 use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::DefaultClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 use async_trait::async_trait;
 use iga_adapter::{
@@ -9,7 +17,7 @@ use iga_adapter::{
     Secret,
 };
 use iga_connector_scim::{ScimAdapter, ScimConfig};
-use iga_directive::Operation;
+use iga_directive::{Operation, OperationKind};
 
 use crate::KIND;
 
@@ -25,6 +33,10 @@ pub struct SlackConfig {
     pub instance: String,
     /// Page size for list calls (Slack allows at most 1000). Default 100.
     pub page_size: usize,
+    /// Client-side pacing of writes to Slack's per-method limits, as a fraction of
+    /// them (default `Some(1.0)`; None turns pacing off). Slack's limits are shared
+    /// by every SCIM app of the org: lower this when others write too.
+    pub write_pacing: Option<f64>,
 }
 
 impl SlackConfig {
@@ -35,6 +47,7 @@ impl SlackConfig {
             token: token.into(),
             instance: "slack".into(),
             page_size: 100,
+            write_pacing: Some(1.0),
         }
     }
 
@@ -47,6 +60,12 @@ impl SlackConfig {
     /// Set the instance label.
     pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
         self.instance = instance.into();
+        self
+    }
+
+    /// Pace writes at `fraction` of Slack's per-method limits (None: no pacing).
+    pub fn with_write_pacing(mut self, fraction: Option<f64>) -> Self {
+        self.write_pacing = fraction.filter(|f| *f > 0.0);
         self
     }
 
@@ -71,6 +90,53 @@ pub struct SlackAdapter {
     scim: ScimAdapter,
     caps: Capabilities,
     instance: String,
+    pacer: Option<Arc<WritePacer>>,
+}
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock, NoOpMiddleware>;
+
+/// Token buckets mirroring Slack's published write limits (per minute, burst):
+/// all writes 600/180; create, update and deactivate user 180/20 each; user-group
+/// writes 60/20 (Slack does not publish these; an assumption).
+struct WritePacer {
+    writes: Bucket,
+    create: Bucket,
+    update: Bucket,
+    groups: Bucket,
+}
+
+impl WritePacer {
+    fn new(fraction: f64) -> Self {
+        let bucket = |per_min: f64, burst: f64| {
+            let per_min = (per_min * fraction).max(1.0);
+            let burst = NonZeroU32::new((burst * fraction).max(1.0) as u32).expect("at least 1");
+            let period = Duration::from_secs_f64(60.0 / per_min);
+            RateLimiter::direct(
+                Quota::with_period(period)
+                    .expect("non-zero period")
+                    .allow_burst(burst),
+            )
+        };
+        Self {
+            writes: bucket(600.0, 180.0),
+            create: bucket(180.0, 20.0),
+            update: bucket(180.0, 20.0),
+            groups: bucket(60.0, 20.0),
+        }
+    }
+
+    async fn before(&self, kind: OperationKind) {
+        let method = match kind {
+            OperationKind::CreateAccount => &self.create,
+            OperationKind::UpdateAccount
+            | OperationKind::DisableAccount
+            | OperationKind::EnableAccount => &self.update,
+            OperationKind::Grant | OperationKind::Revoke => &self.groups,
+            _ => return,
+        };
+        method.until_ready().await;
+        self.writes.until_ready().await;
+    }
 }
 
 impl fmt::Debug for SlackAdapter {
@@ -108,6 +174,7 @@ impl SlackAdapter {
             scim,
             caps,
             instance: config.instance,
+            pacer: config.write_pacing.map(|f| Arc::new(WritePacer::new(f))),
         })
     }
 
@@ -123,7 +190,7 @@ impl SlackAdapter {
 
     fn check_op(&self, op: &Operation) -> Result<()> {
         self.caps.check(op).map_err(|e| {
-            if op.kind == iga_directive::OperationKind::DeleteAccount {
+            if op.kind == OperationKind::DeleteAccount {
                 Error::new(
                     ErrorKind::Unsupported,
                     "Slack does not delete accounts (DELETE only deactivates): use disable_account",
@@ -153,6 +220,10 @@ impl ProvisioningAdapter for SlackAdapter {
 
     async fn apply(&self, op: &Operation) -> Result<Outcome> {
         self.check_op(op)?;
+        if let Some(p) = &self.pacer {
+            // Every operation writes at most once (after its reads decide).
+            p.before(op.kind).await;
+        }
         self.scim
             .apply(op)
             .await

@@ -24,9 +24,17 @@ async fn raw(mock: &MockServer, method: &str, path: &str, body: Option<Value>) -
 }
 
 async fn connect(mock: &MockServer) -> SlackAdapter {
-    SlackAdapter::connect(SlackConfig::new(mock.token().to_string()).with_base_url(mock.url()))
-        .await
-        .expect("connect")
+    connect_paced(mock, None).await
+}
+
+async fn connect_paced(mock: &MockServer, pacing: Option<f64>) -> SlackAdapter {
+    SlackAdapter::connect(
+        SlackConfig::new(mock.token().to_string())
+            .with_base_url(mock.url())
+            .with_write_pacing(pacing),
+    )
+    .await
+    .expect("connect")
 }
 
 #[tokio::test]
@@ -160,4 +168,28 @@ async fn per_method_write_limits_answer_429_with_retry_after() {
             "{wait:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn client_side_pacing_stays_under_the_per_method_limits() {
+    // Half of Slack's limits on both sides: user creation bursts 10, then 1.5/s.
+    let mock = MockServer::start_with(MockConfig::default().rate_scale(0.5)).await;
+    let slack = connect_paced(&mock, Some(0.5)).await;
+    let started = std::time::Instant::now();
+    for n in 0..12 {
+        let who = Identity::person(format!("hr-{n}"))
+            .with_user_name(format!("paced{n}"))
+            .with_email(format!("paced{n}@x.io"))
+            .with_name("P", format!("{n}"));
+        slack
+            .create_user(&who, Default::default())
+            .await
+            .expect("paced, never throttled");
+    }
+    assert_eq!(mock.throttled(), 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "two creates beyond the burst wait ~0.67 s each: {:?}",
+        started.elapsed()
+    );
 }
