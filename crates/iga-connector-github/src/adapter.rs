@@ -649,9 +649,8 @@ impl ProvisioningAdapter for GithubAdapter {
             match scope {
                 AssignmentScope::Account(a) => {
                     let login = Self::login_of(a)?;
-                    if self.membership(&login).await?.is_none() {
-                        return Ok(Page::last(Vec::new()));
-                    }
+                    // No org-membership precheck: outside collaborators hold
+                    // repository access without one.
                     // GitHub has no "teams of a user" call for admins: walk the teams
                     // (then the repositories) a page at a time and ask per object.
                     let phases = [

@@ -295,6 +295,15 @@ async fn outside_collaborators_are_invited_and_members_added_directly() {
             .collect::<Vec<_>>(),
         ["carol"]
     );
+    let mine = gh2
+        .list_all_assignments(&AssignmentScope::Account(AccountRef::of(&dev("carol"))))
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.len(),
+        1,
+        "an outside collaborator's access is listed: {mine:?}"
+    );
     assert!(
         gh2.apply(&revoke("carol", repo("api")))
             .await
