@@ -24,7 +24,7 @@ cargo test --workspace --all-targets --no-fail-fast -q 2>&1 | tee -a "$TEST_LOG"
 cargo test --workspace --doc --no-fail-fast -q 2>&1 | tee -a "$TEST_LOG"
 
 step "conformance summaries"
-for pkg in iga-adapter iga-connector-ldap iga-connector-flatfile iga-connector-scim iga-connector-google iga-connector-aws iga-connector-manual iga-connector-webhook iga-connector-okta iga-connector-slack iga-connector-github; do
+for pkg in iga-adapter iga-connector-ldap iga-connector-flatfile iga-connector-scim iga-connector-google iga-connector-aws iga-connector-manual iga-connector-webhook iga-connector-okta iga-connector-slack iga-connector-github iga-connector-entra; do
   cargo test -q -p "$pkg" --test conformance -- --nocapture 2>/dev/null | grep -E '^conformance [^ ]+ passed=' || {
     echo "no conformance summary from $pkg"; exit 1; }
 done
