@@ -1040,6 +1040,9 @@ impl Orchestrator {
             per_job[j].push(i);
         }
         let mut chains = self.inner.chains.lock().await;
+        // Receipts are chained now (payload hashes, in order) and signed together
+        // below, in parallel, before the commit.
+        let mut unsigned: Vec<iga_receipt::UnsignedReceipt> = Vec::new();
         let mut commits = Vec::with_capacity(claimed.len());
         let mut reports = Vec::new();
         let mut systems_touched = Vec::new();
@@ -1066,7 +1069,16 @@ impl Orchestrator {
                             _ => iga_receipt::Outcome::AlreadyInState,
                         };
                         let rec = self
-                            .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                            .receipt(
+                                &mut chains,
+                                &mut unsigned,
+                                d,
+                                op,
+                                outcome,
+                                ir,
+                                attempts_so_far,
+                                now,
+                            )
                             .await?;
                         receipt_ids.push(rec.receipt_id.clone());
                         commit = commit
@@ -1190,7 +1202,16 @@ impl Orchestrator {
                                 }
                             };
                             let rec = self
-                                .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                                .receipt(
+                                    &mut chains,
+                                    &mut unsigned,
+                                    d,
+                                    op,
+                                    outcome,
+                                    ir,
+                                    attempts_so_far,
+                                    now,
+                                )
                                 .await?;
                             commit = commit.with_receipt(rec);
                             r.receipts += 1;
@@ -1210,6 +1231,12 @@ impl Orchestrator {
             commits.push(commit);
         }
         r.executed += commits.len();
+        if let Err(e) = self.sign_receipts(unsigned, &mut commits) {
+            for s in &systems_touched {
+                chains.remove(s);
+            }
+            return Err(e);
+        }
         let results = match self.inner.store.commit_outcomes(&commits).await {
             Ok(rs) => rs,
             Err(e) => {
@@ -1298,10 +1325,41 @@ impl Orchestrator {
         }
     }
 
+    /// Sign the receipts chained during this commit (in parallel for large batches)
+    /// and put each JWS into its commit's receipt row.
+    fn sign_receipts(
+        &self,
+        unsigned: Vec<iga_receipt::UnsignedReceipt>,
+        commits: &mut [OutcomeCommit],
+    ) -> Result<()> {
+        if unsigned.is_empty() {
+            return Ok(());
+        }
+        let mut jws: HashMap<String, String> = iga_receipt::sign_all(&self.inner.signer, unsigned)?
+            .into_iter()
+            .map(|sr| {
+                let rec = sr.into_record();
+                (rec.receipt_id, rec.jws)
+            })
+            .collect();
+        for rec in commits.iter_mut().flat_map(|c| c.receipts.iter_mut()) {
+            if rec.jws.is_empty()
+                && let Some(j) = jws.remove(&rec.receipt_id)
+            {
+                rec.jws = j;
+            }
+        }
+        debug_assert!(jws.is_empty(), "every signed receipt belongs to a commit");
+        Ok(())
+    }
+
+    /// Chain the receipt of one operation; its signature is added by
+    /// [`Orchestrator::sign_receipts`] before the commit.
     #[allow(clippy::too_many_arguments)]
     async fn receipt(
         &self,
         chains: &mut HashMap<String, ChainState>,
+        unsigned: &mut Vec<iga_receipt::UnsignedReceipt>,
         d: &AccessDirective,
         op: &Operation,
         outcome: iga_receipt::Outcome,
@@ -1327,23 +1385,25 @@ impl Orchestrator {
         if let Some(n) = ir.result.as_ref().ok().and_then(|o| o.native_id()) {
             draft = draft.native_id(n);
         }
-        let signed = chain.append(&self.inner.signer, draft, now)?;
-        let rec = signed.to_record();
-        Ok(iga_ledger::ReceiptRecord {
+        let u = chain.append_unsigned(draft, now)?;
+        let rec = u.receipt();
+        let out = iga_ledger::ReceiptRecord {
             prev_sha256: if rec.seq == 1 {
                 None
             } else {
                 Some(rec.prev_sha256.clone())
             },
-            receipt_id: rec.receipt_id,
-            chain_id: rec.chain_id,
+            receipt_id: rec.receipt_id.clone(),
+            chain_id: rec.chain_id.clone(),
             seq: rec.seq,
-            directive_id: rec.directive_id,
-            operation_id: rec.operation_id,
-            jws: rec.jws,
-            payload_sha256: rec.payload_sha256,
-            created_at: rec.created_at,
-        })
+            directive_id: rec.directive_id.0.clone(),
+            operation_id: rec.operation_id.0.clone(),
+            jws: String::new(),
+            payload_sha256: u.payload_sha256().to_string(),
+            created_at: rec.issued_at,
+        };
+        unsigned.push(u);
+        Ok(out)
     }
 
     /// Poll jobs waiting for an external completion (tickets, manual tasks, async APIs,

@@ -114,6 +114,75 @@ pub fn receipt_id(chain_id: &str, seq: u64) -> String {
     Uuid::new_v5(&RECEIPT_NS, format!("{chain_id}\u{1f}{seq}").as_bytes()).to_string()
 }
 
+/// A receipt whose chain position and payload hash are fixed but which is not signed
+/// yet ([`ChainState::append_unsigned`]); [`UnsignedReceipt::sign`] or [`sign_all`]
+/// turn it into a [`SignedReceipt`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnsignedReceipt {
+    receipt: ExecutionReceipt,
+    payload: Vec<u8>,
+    payload_sha256: String,
+}
+
+impl UnsignedReceipt {
+    /// The payload.
+    pub fn receipt(&self) -> &ExecutionReceipt {
+        &self.receipt
+    }
+    /// Hex SHA-256 of the canonical payload bytes.
+    pub fn payload_sha256(&self) -> &str {
+        &self.payload_sha256
+    }
+    /// Sign it.
+    pub fn sign(self, signer: &ReceiptSigner) -> Result<SignedReceipt, ReceiptError> {
+        let jws = sign_with_header(&signer.key, &signer.receipt_header, &self.payload)?;
+        Ok(SignedReceipt {
+            receipt: self.receipt,
+            jws,
+            payload_sha256: self.payload_sha256,
+        })
+    }
+}
+
+/// Below this many receipts [`sign_all`] signs on the calling thread.
+const PARALLEL_SIGN_MIN: usize = 64;
+
+/// Sign a batch of receipts, in order, spreading the signatures over the machine's
+/// cores when the batch is large (Ed25519/ECDSA signing is the costly part of issuing a
+/// receipt; the chain order was fixed by [`ChainState::append_unsigned`]).
+pub fn sign_all(
+    signer: &ReceiptSigner,
+    receipts: Vec<UnsignedReceipt>,
+) -> Result<Vec<SignedReceipt>, ReceiptError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8);
+    if receipts.len() < PARALLEL_SIGN_MIN || threads < 2 {
+        return receipts.into_iter().map(|u| u.sign(signer)).collect();
+    }
+    let chunk = receipts.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<UnsignedReceipt>> = Vec::with_capacity(threads);
+    let mut it = receipts.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(chunk).collect());
+    }
+    let signed: Vec<Result<Vec<SignedReceipt>, ReceiptError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| s.spawn(move || c.into_iter().map(|u| u.sign(signer)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("signing thread panicked"))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for part in signed {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// A sealed receipt: the payload, its compact JWS and the payload hash.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignedReceipt {
@@ -358,13 +427,13 @@ impl ChainState {
         self.next_seq == 1
     }
 
-    /// Sign `draft` as the next receipt without advancing the state.
-    pub fn seal(
+    /// Build the next receipt of this chain from `draft` (canonical payload and its
+    /// hash) without signing it and without advancing the chain.
+    fn build(
         &self,
-        signer: &ReceiptSigner,
         draft: ReceiptDraft,
         issued_at: Timestamp,
-    ) -> Result<SignedReceipt, ReceiptError> {
+    ) -> Result<UnsignedReceipt, ReceiptError> {
         if draft.system != self.chain_id.system() {
             return Err(ReceiptError::Chain {
                 chain_id: self.chain_id.to_string(),
@@ -400,12 +469,36 @@ impl ChainState {
         };
         let payload = crate::receipt::receipt_canonical_bytes(&receipt)?;
         let payload_sha256 = sha256_hex(&payload);
-        let jws = sign_with_header(&signer.key, &signer.receipt_header, &payload)?;
-        Ok(SignedReceipt {
+        Ok(UnsignedReceipt {
             receipt,
-            jws,
+            payload,
             payload_sha256,
         })
+    }
+
+    /// Sign `draft` as the next receipt without advancing the state.
+    pub fn seal(
+        &self,
+        signer: &ReceiptSigner,
+        draft: ReceiptDraft,
+        issued_at: Timestamp,
+    ) -> Result<SignedReceipt, ReceiptError> {
+        self.build(draft, issued_at)?.sign(signer)
+    }
+
+    /// Append the next receipt without signing it yet: the chain links payload
+    /// hashes, not signatures, so the chain can advance now and a batch of receipts be
+    /// signed later, in parallel, with [`sign_all`]. The receipt is not valid proof
+    /// until signed.
+    pub fn append_unsigned(
+        &mut self,
+        draft: ReceiptDraft,
+        issued_at: Timestamp,
+    ) -> Result<UnsignedReceipt, ReceiptError> {
+        let u = self.build(draft, issued_at)?;
+        self.prev_sha256.clone_from(&u.payload_sha256);
+        self.next_seq += 1;
+        Ok(u)
     }
 
     /// Move past `receipt` (which must be the next one of this chain).

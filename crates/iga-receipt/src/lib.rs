@@ -54,7 +54,7 @@ mod verify;
 pub use b64::{b64url_decode, b64url_encode};
 pub use chain::{
     CHAIN_HEAD_TYP, ChainHead, ChainHeadRecord, ChainId, ChainState, ReceiptRecord, ReceiptSigner,
-    SignedReceipt, receipt_id,
+    SignedReceipt, UnsignedReceipt, receipt_id, sign_all,
 };
 pub use error::{JwsError, ReceiptError};
 pub use export::{ChainExport, export_jsonl, import_jsonl};

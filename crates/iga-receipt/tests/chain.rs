@@ -425,3 +425,49 @@ fn hex_sha(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+#[test]
+fn unsigned_append_then_parallel_signing_gives_the_same_chain() {
+    for alg in [Algorithm::EdDSA, Algorithm::ES256] {
+        let s = signer(alg);
+        let keys = ring_of(&[&s]);
+        let n = 300; // above the parallel threshold
+        let (sequential, head) = build_chain(&s, "node-a", "ldap-corp", n);
+        let mut chain = ChainState::genesis(ChainId::new("node-a", "ldap-corp").unwrap());
+        let mut unsigned = Vec::new();
+        for i in 0..n {
+            let d = directive(i, "ldap-corp");
+            let op = d
+                .operations(iga_directive::ExpandOptions::default())
+                .remove(0);
+            let at = t0() + chrono::Duration::seconds(i as i64);
+            let outcome = match i % 4 {
+                0 | 1 => Outcome::Applied,
+                2 => Outcome::AlreadyInState,
+                _ => Outcome::escalated("unavailable", "LDAP server unreachable after 5 attempts"),
+            };
+            let draft = ReceiptDraft::for_directive(&d, &op, outcome, at)
+                .unwrap()
+                .attempts(1 + (i % 3) as u32);
+            unsigned.push(chain.append_unsigned(draft, at).unwrap());
+        }
+        let records: Vec<ReceiptRecord> = sign_all(&s, unsigned)
+            .unwrap()
+            .into_iter()
+            .map(SignedReceipt::into_record)
+            .collect();
+        // Same order, same links and payload hashes as signing one by one.
+        for (a, b) in records.iter().zip(&sequential) {
+            assert_eq!(
+                (&a.receipt_id, a.seq, &a.payload_sha256, &a.prev_sha256),
+                (&b.receipt_id, b.seq, &b.payload_sha256, &b.prev_sha256)
+            );
+        }
+        if alg == Algorithm::EdDSA {
+            assert_eq!(records, sequential, "Ed25519 signatures are deterministic");
+        }
+        let report = verify_chain(&records, Some(&head), &keys);
+        assert!(report.is_ok(), "{alg:?}: {report:?}");
+        assert_eq!(chain.len(), n as u64);
+    }
+}
