@@ -439,11 +439,12 @@ impl SqliteLedger {
         self.write_named(|tx, n| {
             let mut out = Vec::with_capacity(os.len());
             for o in os {
-                tx.execute_batch("SAVEPOINT iga_outcome")?;
+                // Cached statements: a savepoint per outcome must not re-parse SQL.
+                tx.prepare_cached("SAVEPOINT iga_outcome")?.execute([])?;
                 let mark = n.mark();
                 match self.commit_outcome_tx(tx, n, o) {
                     Ok(r) => {
-                        tx.execute_batch("RELEASE iga_outcome")?;
+                        tx.prepare_cached("RELEASE iga_outcome")?.execute([])?;
                         out.push(Ok(r));
                     }
                     Err(e) if e.is_item_error() => {
