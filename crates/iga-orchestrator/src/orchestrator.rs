@@ -1484,7 +1484,8 @@ impl Orchestrator {
             }
             let attempts_so_far = job.attempts.len() as u32;
             let mut chains = self.inner.chains.lock().await;
-            let (commit, report) = if let Some(err) = permanent {
+            let mut unsigned = Vec::new();
+            let (mut commit, report) = if let Some(err) = permanent {
                 r.escalated += 1;
                 let reason = format!("permanent failure: {}", err.summary());
                 let record = AttemptRecord::new(
@@ -1505,7 +1506,16 @@ impl Orchestrator {
                         Err(e) => iga_receipt::Outcome::escalated(e.kind().as_str(), e.message()),
                     };
                     let rec = self
-                        .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                        .receipt(
+                            &mut chains,
+                            &mut unsigned,
+                            d,
+                            op,
+                            outcome,
+                            ir,
+                            attempts_so_far,
+                            now,
+                        )
                         .await?;
                     commit = commit.with_receipt(rec);
                     r.receipts += 1;
@@ -1526,7 +1536,16 @@ impl Orchestrator {
                         _ => iga_receipt::Outcome::AlreadyInState,
                     };
                     let rec = self
-                        .receipt(&mut chains, d, op, outcome, ir, attempts_so_far, now)
+                        .receipt(
+                            &mut chains,
+                            &mut unsigned,
+                            d,
+                            op,
+                            outcome,
+                            ir,
+                            attempts_so_far,
+                            now,
+                        )
                         .await?;
                     receipt_ids.push(rec.receipt_id.clone());
                     commit = commit
@@ -1558,6 +1577,10 @@ impl Orchestrator {
                 };
                 (commit, rep)
             };
+            if let Err(e) = self.sign_receipts(unsigned, std::slice::from_mut(&mut commit)) {
+                chains.remove(&d.system);
+                return Err(e);
+            }
             if let Err(e) = self.inner.store.commit_outcome(&commit).await {
                 chains.remove(&d.system);
                 return Err(e.into());
