@@ -70,6 +70,14 @@ impl MockRequest {
         }
     }
 
+    /// The same request still waiting for its approval (status `Waiting for
+    /// approval`, decision `pending`); see [`JiraMock::approve`].
+    pub fn pending(mut self) -> Self {
+        self.status = "Waiting for approval".into();
+        self.decision = Some("pending".into());
+        self
+    }
+
     /// The same request declined.
     pub fn declined(mut self) -> Self {
         self.status = "Declined".into();
@@ -280,6 +288,17 @@ impl JiraMock {
     pub fn set_field(&self, key: &str, field: &str, value: Value) {
         self.with_issue(key, |i, now| {
             i.fields.insert(field.to_string(), value);
+            i.updated = now;
+        })
+    }
+
+    /// The approver approves: decision `approved` at the mock clock, status
+    /// `Approved`, `updated` touched (what JSM does when the last approver answers).
+    pub fn approve(&self, key: &str) {
+        self.with_issue(key, |i, now| {
+            i.decision = Some("approved".into());
+            i.decided_at = now;
+            i.status = "Approved".into();
             i.updated = now;
         })
     }

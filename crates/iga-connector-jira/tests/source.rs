@@ -374,9 +374,39 @@ async fn webhook_signed_stored_before_ok_duplicates_ignored() {
     // Malformed but signed: 400.
     let junk = "{\"webhookEvent\":1}".to_string();
     assert_eq!(send(junk.clone(), sig(&junk, "whsecret"), "d2").await, 400);
+    // Signed but without a delivery id: 400, nothing stored.
+    let r = http
+        .post(&url)
+        .header("x-hub-signature", sig(&body, "whsecret"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(sink.got.lock().unwrap().len(), 1);
     // Webhook + poll both: the poll yields the same directive id (the store dedupes).
     let (bs, _) = drain(&src, None).await;
     let polled = directives(&bs);
     assert_eq!(polled.len(), 1);
     assert_eq!(polled[0].id, sink.got.lock().unwrap()[0].id);
+}
+
+#[tokio::test]
+async fn pending_request_is_detected_once_approved() {
+    let mock = JiraMock::start().await;
+    let src = source(&mock);
+    let mut r = request("ada", "cn=a").pending();
+    r.status = "Approved".into(); // even if the workflow status says so
+    let key = mock.add_request(r);
+    let (bs, cursor) = drain(&src, None).await;
+    assert!(directives(&bs).is_empty(), "pending: nothing yet");
+    mock.advance(Duration::from_secs(30));
+    mock.approve(&key);
+    let (bs, _) = drain(&src, cursor).await;
+    let ds = directives(&bs);
+    assert_eq!(ds.len(), 1);
+    assert_eq!(
+        ds[0].approval.as_ref().unwrap().decided_at,
+        Some(mock.now())
+    );
 }

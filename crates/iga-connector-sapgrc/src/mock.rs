@@ -245,6 +245,25 @@ impl GrcMock {
             .insert(field.into(), value);
     }
 
+    /// The last MSMP stage approves: request and every `PENDING` line become
+    /// `APPROVED`, `UpdatedOn` is the mock clock.
+    pub fn approve(&self, req_no: &str) {
+        let mut s = self.s();
+        let now = s.now;
+        let r = s
+            .reqs
+            .iter_mut()
+            .find(|r| r.req_no == req_no)
+            .expect("request");
+        r.status = "APPROVED".into();
+        for l in &mut r.lines {
+            if l.status == "PENDING" {
+                l.status = "APPROVED".into();
+            }
+        }
+        r.updated = now;
+    }
+
     /// Set `UpdatedOn` (models late visibility).
     pub fn set_updated(&self, req_no: &str, t: Timestamp) {
         let mut s = self.s();

@@ -413,3 +413,20 @@ async fn mock_rejects_what_gateway_rejects() {
     assert_eq!(r.headers()["x-csrf-token"], "Required");
     let _ = SERVICE;
 }
+
+#[tokio::test]
+async fn pending_request_is_detected_once_approved() {
+    let mock = GrcMock::start().await;
+    let (src, _) = source(&mock);
+    let req = mock.add_request(
+        "ADA",
+        "PENDING",
+        vec![MockLine::assign("PRD_CLNT100", "Z_A").status("PENDING")],
+    );
+    let (bs, cursor) = drain(&src, None).await;
+    assert!(ds(&bs).is_empty());
+    mock.advance(Duration::from_secs(30));
+    mock.approve(&req);
+    let (bs, _) = drain(&src, cursor).await;
+    assert_eq!(ds(&bs).len(), 1);
+}
