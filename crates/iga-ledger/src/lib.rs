@@ -6,7 +6,7 @@
 mod coexistence;
 mod error;
 mod import;
-mod logic;
+pub mod logic;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;

@@ -3,6 +3,8 @@
 //! writes the difference back; history replay applies the same rules to the recorded
 //! events. Keeping the rules here (and not in SQL) makes replay and live state agree by
 //! construction of the rules, while the tests check that every change was recorded.
+//! Public so that other store implementations (the PostgreSQL store) apply exactly the
+//! same rules.
 //!
 //! Invariants kept by every function (checked in the unit tests below):
 //! - the target is visible exactly when some row is confirmed;
@@ -16,14 +18,16 @@ use std::collections::BTreeMap;
 
 use crate::types::{DecisionOutcome, SourceFlags};
 
-/// Source rows of one assignment.
-pub(crate) type Rows<S> = BTreeMap<S, SourceFlags>;
+/// Source rows of one assignment (source → flags).
+pub type Rows<S> = BTreeMap<S, SourceFlags>;
 
-pub(crate) fn intended_count<S>(rows: &Rows<S>) -> u32 {
+/// Number of sources that intend the access.
+pub fn intended_count<S>(rows: &Rows<S>) -> u32 {
     rows.values().filter(|f| f.intended).count() as u32
 }
 
-pub(crate) fn confirmed_count<S>(rows: &Rows<S>) -> u32 {
+/// Number of confirmed sources (> 0 ⇔ the target has the access).
+pub fn confirmed_count<S>(rows: &Rows<S>) -> u32 {
     rows.values().filter(|f| f.confirmed).count() as u32
 }
 
@@ -32,7 +36,7 @@ fn visible<S>(rows: &Rows<S>) -> bool {
 }
 
 /// Add source `s`.
-pub(crate) fn grant<S: Ord>(rows: &mut Rows<S>, s: S) -> DecisionOutcome {
+pub fn grant<S: Ord>(rows: &mut Rows<S>, s: S) -> DecisionOutcome {
     if rows.get(&s).is_some_and(|f| f.intended) {
         return DecisionOutcome::GrantAlreadyHeld;
     }
@@ -53,7 +57,7 @@ pub(crate) fn grant<S: Ord>(rows: &mut Rows<S>, s: S) -> DecisionOutcome {
 }
 
 /// Remove source `s`. Never touches another source's row.
-pub(crate) fn revoke<S: Ord>(rows: &mut Rows<S>, s: &S) -> DecisionOutcome {
+pub fn revoke<S: Ord>(rows: &mut Rows<S>, s: &S) -> DecisionOutcome {
     let Some(flags) = rows.get_mut(s) else {
         return DecisionOutcome::RevokeNotHeld;
     };
@@ -77,7 +81,7 @@ pub(crate) fn revoke<S: Ord>(rows: &mut Rows<S>, s: &S) -> DecisionOutcome {
 
 /// The target confirmed a grant made for source `s`. Returns whether a revoke is now
 /// needed (no source intends the access any more).
-pub(crate) fn confirm_grant<S: Ord>(rows: &mut Rows<S>, s: S) -> bool {
+pub fn confirm_grant<S: Ord>(rows: &mut Rows<S>, s: S) -> bool {
     if intended_count(rows) == 0 {
         rows.entry(s)
             .and_modify(|f| f.confirmed = true)
@@ -96,7 +100,7 @@ pub(crate) fn confirm_grant<S: Ord>(rows: &mut Rows<S>, s: S) -> bool {
 
 /// The target confirmed a revoke. Returns whether a grant is needed again (a source
 /// intends the access).
-pub(crate) fn confirm_revoke<S: Ord>(rows: &mut Rows<S>) -> bool {
+pub fn confirm_revoke<S: Ord>(rows: &mut Rows<S>) -> bool {
     rows.retain(|_, f| f.intended);
     for f in rows.values_mut() {
         f.confirmed = false;
@@ -106,7 +110,7 @@ pub(crate) fn confirm_revoke<S: Ord>(rows: &mut Rows<S>) -> bool {
 
 /// Bulk import of existing access for source `s`: the source intends it and the target
 /// has it. Returns whether anything changed.
-pub(crate) fn import<S: Ord>(rows: &mut Rows<S>, s: S) -> bool {
+pub fn import<S: Ord>(rows: &mut Rows<S>, s: S) -> bool {
     let both = SourceFlags {
         intended: true,
         confirmed: true,
