@@ -22,6 +22,7 @@ pub enum ServiceNowAuth {
     },
     /// OAuth 2.0 client credentials against `/oauth_token.do` (enabled on the
     /// instance by property).
+    #[serde(rename = "oauth")]
     OAuth {
         /// Client id.
         client_id: String,
@@ -310,6 +311,13 @@ mod tests {
         let big = ok.replace("\"catalog\"", "\"page_size\":20000,\"catalog\"");
         let e = ServiceNowConfig::from_json(&big).unwrap_err();
         assert!(e.message().contains("page_size"), "{}", e.message());
+        let oauth = ok.replace(
+            r#"{"type":"basic","username":"svc","password":"pw"}"#,
+            r#"{"type":"oauth","client_id":"c","client_secret":"s3cr3t"}"#,
+        );
+        let c = ServiceNowConfig::from_json(&oauth).unwrap();
+        assert!(matches!(c.auth, ServiceNowAuth::OAuth { .. }));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
         let noent = ok.replace(",\"entitlement\":\"Finance-Readers\"", "");
         let e = ServiceNowConfig::from_json(&noent).unwrap_err();
         assert!(e.message().contains("catalog[0]"), "{}", e.message());
