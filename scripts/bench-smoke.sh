@@ -15,6 +15,7 @@ declare -A SMOKE_ARGS=(
   [ldap_pipeline]="--ops 100"
   [flatfile_import]="--rows 20000"
   [policy_eval]="--identities 500 --rules 50"
+  [entra_batch]="--ops 200"
 )
 
 shopt -s nullglob

@@ -308,3 +308,37 @@ async fn outer_throttling_fails_every_item_with_the_wait_and_loses_none() {
         2
     );
 }
+
+#[tokio::test]
+async fn the_tenant_rate_layer_paces_requests() {
+    let mock = GraphMock::start().await;
+    mock.set_client_secret(SECRET);
+    let paced = EntraAdapter::new(
+        EntraConfig::with_client_secret(TENANT, CLIENT_ID, SECRET)
+            .endpoints(mock.graph_base(), mock.authority())
+            .requests_per_second(20),
+    )
+    .unwrap();
+    // Burst of 20 allowed, then 20 per second: 40 calls take at least ~1 s.
+    let t0 = std::time::Instant::now();
+    for _ in 0..40 {
+        paced.check().await.unwrap();
+    }
+    let took = t0.elapsed();
+    assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+    // Another adapter of the same tenant shares the budget.
+    let second = EntraAdapter::new(
+        EntraConfig::with_client_secret(TENANT, CLIENT_ID, SECRET)
+            .endpoints(mock.graph_base(), mock.authority())
+            .requests_per_second(20),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    for _ in 0..10 {
+        second.check().await.unwrap();
+    }
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(400),
+        "shared tenant budget"
+    );
+}
