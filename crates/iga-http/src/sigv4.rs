@@ -1,10 +1,11 @@
 //! AWS Signature Version 4 (`AWS4-HMAC-SHA256`) for HTTP connectors that talk to AWS
 //! (IAM Query API, Identity Store, ...), on the workspace's `sha2` + `hmac`.
 //!
-//! [`sign`] computes the canonical request, the string to sign and the signature of
-//! one request and returns the headers to add (`Authorization`, `X-Amz-Date`, and
-//! `X-Amz-Security-Token` with temporary credentials). The same functions serve
-//! mocks that verify signatures ([`SigningInput`] from the received request).
+//! [`canonical_request`], [`string_to_sign`] and [`signature`] are the three steps;
+//! [`authorization`] gives the `Authorization` header value for a request (send it with
+//! the signed `X-Amz-Date`, and `X-Amz-Security-Token` with temporary credentials).
+//! The same functions serve mocks that verify signatures ([`SigningInput`] from the
+//! received request, [`parse_authorization`] for the header).
 //! Checked against AWS's published SigV4 test suite (see the tests).
 
 use std::fmt;
