@@ -84,6 +84,8 @@ pub struct App {
     pub store: SqliteStore,
     /// In-memory targets by system (for seeding and inspection).
     pub memory: BTreeMap<String, MemoryAdapter>,
+    /// Manual systems by name (`iga tasks complete/reject` resolve through them).
+    pub manual: BTreeMap<String, iga_connector_manual::ManualAdapter>,
 }
 
 impl fmt::Debug for App {
@@ -157,14 +159,32 @@ pub fn key_ring(cfg: &Config, key: &SigningKey) -> Result<KeyRing, CliError> {
     Ok(ring)
 }
 
-fn adapter(
+/// What the connectors of a configuration need while being built.
+struct Built<'a> {
+    store: Arc<dyn iga_ledger::LedgerStore>,
+    memory: &'a mut BTreeMap<String, MemoryAdapter>,
+    manual: &'a mut BTreeMap<String, iga_connector_manual::ManualAdapter>,
+    adapters: &'a BTreeMap<String, Arc<dyn ProvisioningAdapter>>,
+}
+
+async fn adapter(
     cfg: &Config,
     name: &str,
     c: &ConnectorConfig,
-    memory: &mut BTreeMap<String, MemoryAdapter>,
+    built: Built<'_>,
 ) -> Result<Arc<dyn ProvisioningAdapter>, CliError> {
     let at = |m: String| CliError::input(format!("systems.{name}.connector: {m}"));
+    let memory = built.memory;
     match c {
+        ConnectorConfig::Ldap(l) => crate::connectors::ldap(cfg, name, l),
+        ConnectorConfig::Scim(s) => crate::connectors::scim(cfg, name, s).await,
+        ConnectorConfig::Webhook(w) => crate::connectors::webhook(cfg, name, w),
+        ConnectorConfig::Linked(l) => crate::connectors::linked(name, l, built.adapters),
+        ConnectorConfig::Manual(m) => {
+            let a = crate::connectors::manual(built.store, name, m);
+            built.manual.insert(name.to_string(), a.clone());
+            Ok(Arc::new(a))
+        }
         ConnectorConfig::Memory(m) => {
             let mut mc = MemoryAdapter::config(name)
                 .batch_max(m.batch_max.unwrap_or(20))
@@ -237,6 +257,7 @@ pub async fn open(config: Config, clock: Option<SharedClock>) -> Result<App, Cli
         .store(Arc::new(store.clone()))
         .signer(signer)
         .node(config.node.clone())
+        .external_poll(config.external_poll.map_or(Duration::ZERO, |d| d.0))
         .clock(clock.unwrap_or_else(SystemClock::shared));
     for k in ring.to_jwks().keys.iter().skip(1) {
         if let Ok(vk) = iga_receipt::VerifyingKey::from_jwk(k) {
@@ -257,8 +278,28 @@ pub async fn open(config: Config, clock: Option<SharedClock>) -> Result<App, Cli
     if let Some(n) = config.batch.concurrency {
         batch = batch.default_concurrency(n);
     }
-    for (name, s) in &config.systems {
-        let a = adapter(&config, name, &s.connector, &mut memory)?;
+    let mut manual = BTreeMap::new();
+    let mut adapters: BTreeMap<String, Arc<dyn ProvisioningAdapter>> = BTreeMap::new();
+    // Linked systems are built after the systems whose groups they use.
+    let linked_last = config
+        .systems
+        .iter()
+        .filter(|(_, s)| !matches!(s.connector, ConnectorConfig::Linked(_)))
+        .chain(
+            config
+                .systems
+                .iter()
+                .filter(|(_, s)| matches!(s.connector, ConnectorConfig::Linked(_))),
+        );
+    for (name, s) in linked_last {
+        let built = Built {
+            store: Arc::new(store.clone()),
+            memory: &mut memory,
+            manual: &mut manual,
+            adapters: &adapters,
+        };
+        let a = adapter(&config, name, &s.connector, built).await?;
+        adapters.insert(name.clone(), a.clone());
         let mut settings = SystemSettings::new();
         if let Some(r) = &s.retry {
             let mut p = RetryPolicy::fixed(r.max_retries, r.initial.0);
@@ -306,5 +347,6 @@ pub async fn open(config: Config, clock: Option<SharedClock>) -> Result<App, Cli
         orch,
         store,
         memory,
+        manual,
     })
 }

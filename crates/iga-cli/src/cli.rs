@@ -141,9 +141,12 @@ pub enum TasksCommand {
     Complete {
         /// Task id.
         id: String,
-        /// What was done.
+        /// What was done (kept on store rows that belong to no manual system).
         #[arg(long, default_value = "completed")]
         note: String,
+        /// Who did it (recorded on the task).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Reject a task.
     Reject {
@@ -152,6 +155,9 @@ pub enum TasksCommand {
         /// Why.
         #[arg(long)]
         reason: String,
+        /// Who refused it (recorded on the task).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 

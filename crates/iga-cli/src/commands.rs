@@ -345,24 +345,51 @@ async fn tasks(cli: &Cli, t: &TasksCommand) -> Out {
                 }
             }
         }
-        TasksCommand::Complete { id, note } | TasksCommand::Reject { id, reason: note } => {
-            let verb = if matches!(t, TasksCommand::Complete { .. }) {
-                "completed"
-            } else {
-                "rejected"
-            };
-            let closed = store
-                .close_manual_task(id, &format!("{verb}: {note}"), now)
-                .await?;
-            if !closed {
-                return Err(CliError::input(format!(
-                    "task `{id}` is not open (iga tasks list shows the open ones)"
-                )));
+        TasksCommand::Complete { id, note, by }
+        | TasksCommand::Reject {
+            id,
+            reason: note,
+            by,
+        } => {
+            let complete = matches!(t, TasksCommand::Complete { .. });
+            let verb = if complete { "completed" } else { "rejected" };
+            let tasks = iga_orchestrator::StoreTasks::new(store.clone());
+            let task = iga_connector_manual::TaskStore::get(&tasks, id)
+                .await
+                .map_err(|e| CliError::failed(format!("task `{id}`: {e}")))?;
+            match task.and_then(|t| app.manual.get(&t.operation.system).map(|m| (t, m))) {
+                // A task of a configured manual system: resolved through the connector,
+                // so the next `iga run` completes (or escalates) its job.
+                Some((task, manual)) => {
+                    if !matches!(task.state, iga_connector_manual::TaskState::Open) {
+                        return Err(CliError::input(format!(
+                            "task `{id}` is not open (it is {}; iga tasks list shows the open ones)",
+                            task.state.name()
+                        )));
+                    }
+                    let r = if complete {
+                        manual.complete(id, by.as_deref()).await
+                    } else {
+                        manual.reject(id, note, by.as_deref()).await
+                    };
+                    r.map_err(|e| CliError::failed(format!("task `{id}`: {e}")))?;
+                }
+                // A queue row of no configured manual system: closed in the store.
+                None => {
+                    let closed = store
+                        .close_manual_task(id, &format!("{verb}: {note}"), now)
+                        .await?;
+                    if !closed {
+                        return Err(CliError::input(format!(
+                            "task `{id}` is not open (iga tasks list shows the open ones)"
+                        )));
+                    }
+                }
             }
             if cli.json {
                 print_json(&json!({"task": id, "resolution": verb}));
             } else {
-                println!("task {id} {verb}");
+                println!("task {id} {verb}; `iga run` finishes its job");
             }
         }
     }

@@ -197,6 +197,11 @@ pub struct Config {
     /// Directive sources polled by `iga run`.
     #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
     pub sources: Vec<SourceConfig>,
+    /// How long a job waiting for external work (a manual task, a ticket, an
+    /// asynchronous API) waits before the next check. Default `0s`: every `iga run`
+    /// pass checks; raise it to spare ticketing APIs under `iga run --watch`.
+    #[serde(default)]
+    pub external_poll: Option<HumanDuration>,
     /// Birthright rules file (checked to exist; evaluated by the policy engine).
     #[serde(default)]
     pub birthright_rules: Option<PathBuf>,
@@ -278,6 +283,18 @@ pub enum ConnectorConfig {
     /// A flat-file target: the legacy system's CSV written atomically, with change
     /// files and a manifest.
     Flatfile(FlatfileConnector),
+    /// An LDAP directory (OpenLDAP or Active Directory), `iga-connector-ldap`.
+    Ldap(LdapConnector),
+    /// A SCIM 2.0 service provider, `iga-connector-scim`.
+    Scim(ScimConnector),
+    /// A system handled by people: each operation becomes a task in the store
+    /// (`iga tasks`), `iga-connector-manual`.
+    Manual(ManualConnector),
+    /// A homegrown app behind a signed outbound webhook, `iga-connector-webhook`.
+    Webhook(WebhookConnector),
+    /// App entitlements provisioned through the IdP groups that control them, on
+    /// another configured system, `iga-connector-methods`.
+    Linked(LinkedConnector),
 }
 
 impl ConnectorConfig {
@@ -286,6 +303,11 @@ impl ConnectorConfig {
         match self {
             Self::Memory(_) => "memory",
             Self::Flatfile(_) => "flatfile",
+            Self::Ldap(_) => "ldap",
+            Self::Scim(_) => "scim",
+            Self::Manual(_) => "manual",
+            Self::Webhook(_) => "webhook",
+            Self::Linked(_) => "linked",
         }
     }
 }
@@ -329,6 +351,174 @@ pub struct FlatfileConnector {
     /// Key that signs manifests (HMAC-SHA256).
     #[serde(default)]
     pub manifest_key: Option<SecretRef>,
+}
+
+/// `connector: {ldap: ...}` — an OpenLDAP or Active Directory server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConnector {
+    /// `ldap://host:port` or `ldaps://host:port` (no credentials in the URL).
+    pub url: String,
+    /// Bind DN of the service account.
+    pub bind_dn: String,
+    /// Bind password (by reference).
+    pub bind_password: SecretRef,
+    /// Base DN; users and groups default to `ou=people`/`ou=groups` (OpenLDAP) or
+    /// `CN=Users` (AD) under it.
+    pub base_dn: String,
+    /// `openldap` (default) or `ad`.
+    #[serde(default)]
+    pub dialect: Option<String>,
+    /// AD: the `userPrincipalName` suffix (required with `dialect: ad`).
+    #[serde(default)]
+    pub upn_suffix: Option<String>,
+    /// Where accounts live (overrides the dialect default).
+    #[serde(default)]
+    pub user_base: Option<String>,
+    /// Where groups live (overrides the dialect default).
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// StartTLS before binding (`ldap://` only).
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM CA bundle to trust instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Connections in the pool (default 2).
+    #[serde(default)]
+    pub pool_size: Option<usize>,
+    /// Per-operation and connect timeout (default 30s).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// The LDAP dialect names.
+pub const LDAP_DIALECTS: [&str; 2] = ["openldap", "ad"];
+
+/// `connector: {scim: ...}` — a SCIM 2.0 service provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConnector {
+    /// Service root, e.g. `https://host/scim/v2`.
+    pub base_url: String,
+    /// Credentials: exactly one of `bearer`, `basic`, `oauth2` (none: no auth).
+    #[serde(default)]
+    pub auth: Option<ScimAuthConfig>,
+    /// `count` per list request (default 100).
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    /// Operations per `/Bulk` request (default 1000; 1 turns Bulk off).
+    #[serde(default)]
+    pub bulk_max: Option<usize>,
+    /// Per-request timeout (default 60s).
+    #[serde(default)]
+    pub request_timeout: Option<HumanDuration>,
+}
+
+/// `auth:` of a SCIM connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimAuthConfig {
+    /// `Authorization: Bearer` token.
+    #[serde(default)]
+    pub bearer: Option<SecretRef>,
+    /// HTTP Basic.
+    #[serde(default)]
+    pub basic: Option<BasicAuthConfig>,
+    /// OAuth 2.0 client credentials.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Settings>,
+}
+
+/// HTTP Basic credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// User name.
+    pub username: String,
+    /// Password (by reference).
+    pub password: SecretRef,
+}
+
+/// OAuth 2.0 client credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Settings {
+    /// Token endpoint.
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret (by reference).
+    pub client_secret: SecretRef,
+    /// Scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `connector: {manual: ...}` — operations become tasks for owners.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualConnector {
+    /// Who gets tasks without a more specific owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The catalog (`kind:id`, each with an optional owner); empty = any group or
+    /// role.
+    #[serde(default)]
+    pub entitlements: Vec<ManualEntitlement>,
+}
+
+/// One catalog entry of a manual system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualEntitlement {
+    /// `kind:id` (kind defaults to group).
+    pub entitlement: String,
+    /// Its owner (default: the system's).
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// `connector: {webhook: ...}` — signed POSTs to a homegrown app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConnector {
+    /// The app's endpoint (http or https).
+    pub url: String,
+    /// The `whsec_<base64>` signing secret (by reference).
+    pub secret: SecretRef,
+    /// Whole-request timeout (default 30s).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// `connector: {linked: ...}` — app entitlements through IdP groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedConnector {
+    /// The configured system that holds the groups (not itself `linked`).
+    pub idp: String,
+    /// The mapping.
+    pub links: Vec<LinkSettings>,
+}
+
+/// One app entitlement and the IdP group that controls it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSettings {
+    /// The app entitlement, `kind:id` (kind defaults to group).
+    pub entitlement: String,
+    /// The IdP group, `kind:id` (kind defaults to group).
+    pub idp_group: String,
+}
+
+/// Parse `kind:id` (kind defaults to group), as in directive files.
+pub fn entitlement_ref(s: &str) -> Option<iga_directive::EntitlementRef> {
+    let (kind, id) = match s.split_once(':') {
+        Some((k, id)) => (iga_directive::EntitlementKind::parse(k.trim()), id.trim()),
+        None => (iga_directive::EntitlementKind::Group, s.trim()),
+    };
+    (!id.is_empty()).then(|| iga_directive::EntitlementRef::new(kind, id))
 }
 
 /// `retry:` — the durable schedule (default 5 retries from 1 minute, doubling, ±10 %).
@@ -564,6 +754,7 @@ impl Config {
                     None,
                 ));
             }
+            self.check_connector(text, name, &s.connector)?;
             if let Some(r) = &s.rate_limit
                 && !(r.per_second > 0.0 && r.per_second.is_finite())
             {
@@ -632,6 +823,127 @@ impl Config {
                 format!("file {} does not exist", self.resolve(r).display()),
                 None,
             ));
+        }
+        Ok(())
+    }
+
+    fn check_connector(
+        &self,
+        text: &str,
+        name: &str,
+        c: &ConnectorConfig,
+    ) -> Result<(), ConfigError> {
+        let at = |k: &str| format!("systems.{name}.connector.{}.{k}", c.kind());
+        match c {
+            ConnectorConfig::Ldap(l) => {
+                if let Some(d) = &l.dialect
+                    && !LDAP_DIALECTS.contains(&d.as_str())
+                {
+                    return Err(self.err(
+                        text,
+                        &at("dialect"),
+                        format!("unknown dialect `{d}` (one of openldap, ad)"),
+                        suggest(d, &LDAP_DIALECTS),
+                    ));
+                }
+                if l.dialect.as_deref() == Some("ad") && l.upn_suffix.is_none() {
+                    return Err(self.err(
+                        text,
+                        &at("dialect"),
+                        "`dialect: ad` needs `upn_suffix`".into(),
+                        None,
+                    ));
+                }
+                if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
+                    return Err(self.err(
+                        text,
+                        &at("url"),
+                        "must start with ldap:// or ldaps://".into(),
+                        None,
+                    ));
+                }
+            }
+            ConnectorConfig::Scim(sc) => {
+                if !(sc.base_url.starts_with("http://") || sc.base_url.starts_with("https://")) {
+                    return Err(self.err(
+                        text,
+                        &at("base_url"),
+                        "must be an http:// or https:// URL".into(),
+                        None,
+                    ));
+                }
+                if let Some(a) = &sc.auth {
+                    let n = [a.bearer.is_some(), a.basic.is_some(), a.oauth2.is_some()]
+                        .iter()
+                        .filter(|b| **b)
+                        .count();
+                    if n != 1 {
+                        return Err(self.err(
+                            text,
+                            &at("auth"),
+                            "give exactly one of `bearer`, `basic`, `oauth2`".into(),
+                            None,
+                        ));
+                    }
+                }
+            }
+            ConnectorConfig::Manual(m) => {
+                for (i, e) in m.entitlements.iter().enumerate() {
+                    if entitlement_ref(&e.entitlement).is_none() {
+                        return Err(self.err(
+                            text,
+                            &at(&format!("entitlements[{i}]")),
+                            format!("`{}` is not `kind:id`", e.entitlement),
+                            None,
+                        ));
+                    }
+                }
+            }
+            ConnectorConfig::Webhook(w) => {
+                if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                    return Err(self.err(
+                        text,
+                        &at("url"),
+                        "must be an http:// or https:// URL".into(),
+                        None,
+                    ));
+                }
+            }
+            ConnectorConfig::Linked(l) => {
+                let others: Vec<&str> = self
+                    .systems
+                    .iter()
+                    .filter(|(n, s)| {
+                        *n != name && !matches!(s.connector, ConnectorConfig::Linked(_))
+                    })
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                if !others.contains(&l.idp.as_str()) {
+                    return Err(self.err(
+                        text,
+                        &at("idp"),
+                        format!(
+                            "`{}` is not a configured (non-linked) system (systems: {})",
+                            l.idp,
+                            others.join(", ")
+                        ),
+                        suggest(&l.idp, &others),
+                    ));
+                }
+                for (i, k) in l.links.iter().enumerate() {
+                    for v in [&k.entitlement, &k.idp_group] {
+                        if entitlement_ref(v).is_none() {
+                            return Err(self.err(
+                                text,
+                                &at(&format!("links[{i}]")),
+                                format!("`{v}` is not `kind:id`"),
+                                None,
+                            ));
+                        }
+                    }
+                }
+            }
+            ConnectorConfig::Memory(_) | ConnectorConfig::Flatfile(_) => {}
         }
         Ok(())
     }
@@ -873,6 +1185,146 @@ mod tests {
             .resolve(dir.path())
             .unwrap_err();
         assert!(e.contains("missing"), "{e}");
+    }
+
+    /// A connector block is accepted as written, and the same block with one key
+    /// misspelled is refused at that key's line with a suggestion.
+    fn accepted_and_misspelled(kind: &str, body: &str, key: &str, typo: &str) -> Config {
+        let yaml = format!(
+            "systems:\n  idp:\n    connector: {{memory: {{}}}}\n  sys:\n    connector:\n      {kind}:\n{body}"
+        );
+        let c = parse(&yaml).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(c.systems["sys"].connector.kind(), kind);
+        let bad = yaml.replacen(&format!(" {key}:"), &format!(" {typo}:"), 1);
+        assert_ne!(bad, yaml, "{key} must be in the {kind} block");
+        let e = parse(&bad).unwrap_err();
+        let line = format!("{BASE}{bad}")
+            .lines()
+            .position(|l| l.contains(&format!(" {typo}:")))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line, Some(line), "{kind}: {e}");
+        assert!(
+            e.message.contains(&format!("unknown field `{typo}`")),
+            "{kind}: {e}"
+        );
+        assert_eq!(
+            e.hint,
+            Some(format!("did you mean `{key}`?")),
+            "{kind}: {e}"
+        );
+        assert!(
+            e.path
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("systems.sys.connector"),
+            "{kind}: {e}"
+        );
+        c
+    }
+
+    #[test]
+    fn ldap_connector_is_configurable_with_a_secret_reference() {
+        let c = accepted_and_misspelled(
+            "ldap",
+            "        url: ldaps://ldap.example.com:636\n        bind_dn: cn=iga,dc=example,dc=com\n        bind_password: {env: LDAP_PW}\n        base_dn: dc=example,dc=com\n        dialect: ad\n        upn_suffix: example.com\n        timeout: 10s\n",
+            "bind_dn",
+            "bind_dnn",
+        );
+        let ConnectorConfig::Ldap(l) = &c.systems["sys"].connector else {
+            panic!("not ldap")
+        };
+        assert_eq!(l.bind_password, SecretRef::Env("LDAP_PW".into()));
+        let e = parse("systems:\n  d:\n    connector:\n      ldap: {url: ldap://h, bind_dn: x, bind_password: {env: P}, base_dn: dc=x, dialect: openldapp}\n").unwrap_err();
+        assert_eq!(
+            e.path.as_deref(),
+            Some("systems.d.connector.ldap.dialect"),
+            "{e}"
+        );
+        assert_eq!(e.hint.as_deref(), Some("did you mean `openldap`?"), "{e}");
+        let e = parse("systems:\n  d:\n    connector:\n      ldap: {url: ldap://h, bind_dn: x, bind_password: s3cret-canary, base_dn: dc=x}\n").unwrap_err();
+        assert!(e.message.contains("inline secrets are not accepted"), "{e}");
+        assert!(!e.to_string().contains("s3cret-canary"));
+    }
+
+    #[test]
+    fn scim_connector_is_configurable_with_oauth2_by_reference() {
+        let c = accepted_and_misspelled(
+            "scim",
+            "        base_url: https://scim.example.com/scim/v2\n        auth:\n          oauth2:\n            token_url: https://login.example.com/token\n            client_id: iga\n            client_secret: {file: scim.secret}\n            scopes: [scim]\n        page_size: 50\n",
+            "client_id",
+            "clientid",
+        );
+        let ConnectorConfig::Scim(s) = &c.systems["sys"].connector else {
+            panic!("not scim")
+        };
+        assert_eq!(s.page_size, Some(50));
+        let e = parse("systems:\n  s:\n    connector:\n      scim:\n        base_url: https://h/scim\n        auth: {bearer: {env: T}, basic: {username: u, password: {env: P}}}\n").unwrap_err();
+        assert_eq!(
+            e.path.as_deref(),
+            Some("systems.s.connector.scim.auth"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(11), "{e}");
+    }
+
+    #[test]
+    fn manual_connector_is_configurable() {
+        let c = accepted_and_misspelled(
+            "manual",
+            "        owner: facilities\n        entitlements:\n          - {entitlement: group:building-a, owner: security-desk}\n",
+            "owner",
+            "ownr",
+        );
+        let ConnectorConfig::Manual(m) = &c.systems["sys"].connector else {
+            panic!("not manual")
+        };
+        let mc = crate::connectors::manual_config("sys", m);
+        assert_eq!(mc.owner.as_deref(), Some("facilities"));
+        assert_eq!(mc.entitlements.len(), 1);
+        let e = parse("systems:\n  m:\n    connector:\n      manual:\n        entitlements:\n          - {entitlement: \"group:\"}\n").unwrap_err();
+        assert_eq!(
+            e.path.as_deref(),
+            Some("systems.m.connector.manual.entitlements[0]"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(11), "{e}");
+    }
+
+    #[test]
+    fn webhook_connector_is_configurable() {
+        accepted_and_misspelled(
+            "webhook",
+            "        url: https://app.example.com/iga\n        secret: {env: APP_WHSEC}\n        timeout: 5s\n",
+            "secret",
+            "secrt",
+        );
+        let e = parse(
+            "systems:\n  w:\n    connector:\n      webhook: {url: ftp://x, secret: {env: S}}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.path.as_deref(),
+            Some("systems.w.connector.webhook.url"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn linked_connector_is_configurable_over_another_system() {
+        accepted_and_misspelled(
+            "linked",
+            "        idp: idp\n        links:\n          - {entitlement: role:creator, idp_group: group:sg-tableau-creators}\n",
+            "idp_group",
+            "idp_grup",
+        );
+        let e = parse("systems:\n  idp:\n    connector: {memory: {}}\n  app:\n    connector:\n      linked: {idp: ipd, links: []}\n").unwrap_err();
+        assert_eq!(
+            e.path.as_deref(),
+            Some("systems.app.connector.linked.idp"),
+            "{e}"
+        );
+        assert_eq!(e.hint.as_deref(), Some("did you mean `idp`?"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connectors;
 pub mod demo;
 pub mod directives;
 pub mod inbox;

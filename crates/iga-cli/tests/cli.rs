@@ -253,3 +253,92 @@ fn the_example_config_runs_and_secrets_never_print() {
     assert!(err.contains("inline secrets are not accepted"), "{err}");
     assert!(!out.contains("inline-canary") && !err.contains("inline-canary"));
 }
+
+/// Every connector the configuration offers without a live server is built by
+/// `iga run`: a manual system, a webhook app, an LDAP directory (connected on first
+/// use) and a linked app over a memory IdP.
+const MANUAL_CONFIG: &str = "store: {sqlite: iga.db}\nsigning_key: {file: key.pem, generate: true}\nsystems:\n  badge-office:\n    connector:\n      manual:\n        owner: facilities\n        entitlements:\n          - {entitlement: group:building-a, owner: security-desk}\n  idp:\n    connector:\n      memory: {groups: [sg-tableau-creators]}\n  tableau:\n    connector:\n      linked:\n        idp: idp\n        links:\n          - {entitlement: role:creator, idp_group: group:sg-tableau-creators}\n  app:\n    connector:\n      webhook: {url: \"http://127.0.0.1:9/iga\", secret: {env: IGA_TEST_WHSEC}}\n  directory:\n    connector:\n      ldap: {url: \"ldap://127.0.0.1:9\", bind_dn: \"cn=admin,dc=example,dc=com\", bind_password: {file: ldap.pw}, base_dn: \"dc=example,dc=com\"}\n";
+
+fn iga_env(dir: &Path, args: &[&str]) -> Output {
+    Command::new(IGA)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("IGA_CONFIG")
+        .env("IGA_TEST_WHSEC", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .output()
+        .expect("run iga")
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    let (out, err) = text(o);
+    assert!(o.status.success(), "{out}\n{err}");
+    serde_json::from_str(out.lines().last().unwrap_or_default())
+        .or_else(|_| serde_json::from_str(&out))
+        .unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn manual_task_completed_through_the_cli_finishes_its_job_on_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("iga.yaml"), MANUAL_CONFIG).unwrap();
+    std::fs::write(d.join("ldap.pw"), "ldap-canary-pw\n").unwrap();
+    std::fs::write(
+        d.join("grant.yaml"),
+        "- {system: badge-office, tenant: acme, identity: dana, action: grant, entitlement: group:building-a, source: \"request:servicenow:RITM100\", approver: carol}\n- {system: badge-office, tenant: acme, identity: eve, action: grant, entitlement: group:building-a, source: \"request:servicenow:RITM200\", approver: carol}\n",
+    )
+    .unwrap();
+    let o = iga_env(d, &["submit", "grant.yaml"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let v = json_of(&iga_env(d, &["--json", "run"]));
+    assert_eq!(v["pass"]["awaiting"], 2, "{v}");
+    let v = json_of(&iga_env(d, &["--json", "tasks", "list"]));
+    let tasks = v["tasks"].as_array().unwrap().clone();
+    assert_eq!(tasks.len(), 2, "{v}");
+    assert!(tasks.iter().all(|t| t["owner"] == "security-desk"), "{v}");
+    let (dana, eve) = (
+        tasks[0]["id"].as_str().unwrap(),
+        tasks[1]["id"].as_str().unwrap(),
+    );
+    // Nothing happens to the jobs until the owner acts.
+    let v = json_of(&iga_env(d, &["--json", "run"]));
+    assert_eq!(v["pass"]["completed_external"], 0, "{v}");
+
+    let o = iga_env(d, &["tasks", "complete", dana, "--by", "guard-1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = iga_env(
+        d,
+        &[
+            "tasks",
+            "reject",
+            eve,
+            "--reason",
+            "no badge for contractors",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    // Resolving twice is refused: the task is no longer open.
+    let o = iga_env(d, &["tasks", "complete", dana]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    assert!(text(&o).1.contains("is not open"), "{:?}", text(&o));
+
+    let v = json_of(&iga_env(d, &["--json", "run"]));
+    assert_eq!(v["pass"]["completed_external"], 1, "{v}");
+    assert_eq!(v["pass"]["escalated"], 1, "{v}");
+    let v = json_of(&iga_env(d, &["--json", "status"]));
+    assert_eq!(v["by_state"]["succeeded"], 1, "{v}");
+    assert_eq!(v["by_state"]["escalated"], 1, "{v}");
+    let reason = v["escalations"][0].to_string();
+    assert!(reason.contains("no badge for contractors"), "{reason}");
+    // The succeeded job has a signed receipt in a verifiable chain.
+    let o = iga_env(d, &["receipts", "export", "-o", "receipts.jsonl"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let receipts = std::fs::read_to_string(d.join("receipts.jsonl")).unwrap();
+    assert!(receipts.lines().count() >= 1, "{receipts}");
+    let o = iga_env(d, &["receipts", "verify"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let v = json_of(&iga_env(d, &["--json", "tasks", "list"]));
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 0, "{v}");
+    let (out, err) = text(&iga_env(d, &["--json", "status"]));
+    assert!(!out.contains("ldap-canary-pw") && !err.contains("ldap-canary-pw"));
+}
