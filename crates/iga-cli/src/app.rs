@@ -253,15 +253,34 @@ pub async fn open(config: Config, clock: Option<SharedClock>) -> Result<App, Cli
     let key = signing_key(&config)?;
     let ring = key_ring(&config, &key)?;
     let signer = ReceiptSigner::new(key).map_err(|e| key_error("signer", e))?;
+    let clock = clock.unwrap_or_else(SystemClock::shared);
     let mut b = Orchestrator::builder()
         .store(Arc::new(store.clone()))
         .signer(signer)
         .node(config.node.clone())
         .external_poll(config.external_poll.map_or(Duration::ZERO, |d| d.0))
-        .clock(clock.unwrap_or_else(SystemClock::shared));
+        .clock(clock.clone());
     for k in ring.to_jwks().keys.iter().skip(1) {
         if let Ok(vk) = iga_receipt::VerifyingKey::from_jwk(k) {
             b = b.previous_key(vk);
+        }
+    }
+    for src in &config.sources {
+        if let crate::config::SourceConfig::HrFeed {
+            dir,
+            tenant,
+            grace_days,
+        } = src
+            && let Some(rules) = &config.rules
+        {
+            b = b.source(crate::connectors::hr_feed(
+                Arc::new(store.clone()),
+                rules.clone(),
+                config.resolve(dir),
+                tenant.as_deref().unwrap_or("default"),
+                grace_days.unwrap_or(30),
+                clock.clone(),
+            ));
         }
     }
     let mut memory = BTreeMap::new();

@@ -202,9 +202,13 @@ pub struct Config {
     /// pass checks; raise it to spare ticketing APIs under `iga run --watch`.
     #[serde(default)]
     pub external_poll: Option<HumanDuration>,
-    /// Birthright rules file (checked to exist; evaluated by the policy engine).
+    /// Birthright rules file (`iga-policy` YAML), loaded and validated at start; the
+    /// `hr_feed` sources evaluate it.
     #[serde(default)]
     pub birthright_rules: Option<PathBuf>,
+    /// The loaded birthright rules.
+    #[serde(skip)]
+    pub rules: Option<iga_policy::RuleSet>,
     /// The directory relative paths are resolved against (the config file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -628,6 +632,19 @@ pub enum SourceConfig {
         /// The directory.
         dir: PathBuf,
     },
+    /// A directory of dated HR CSV feed files (`hr-2026-01-05.csv`), processed in name
+    /// order: each file is diffed against the stored identity snapshots and the
+    /// `birthright_rules` turn joiners, movers and leavers into directives.
+    HrFeed {
+        /// The directory.
+        dir: PathBuf,
+        /// Tenant of the directives (default `default`).
+        #[serde(default)]
+        tenant: Option<String>,
+        /// Days a leaver's accounts stay disabled before deletion (default 30).
+        #[serde(default)]
+        grace_days: Option<u32>,
+    },
 }
 
 /// The audit formats accepted in `audit.sinks[].format`.
@@ -660,6 +677,7 @@ impl Config {
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
+        cfg.rules = cfg.load_rules(text)?;
         cfg.check(text)?;
         Ok(cfg)
     }
@@ -814,17 +832,62 @@ impl Config {
                 ));
             }
         }
-        if let Some(r) = &self.birthright_rules
-            && !self.resolve(r).exists()
+        if self.rules.is_none()
+            && let Some(i) = self
+                .sources
+                .iter()
+                .position(|s| matches!(s, SourceConfig::HrFeed { .. }))
         {
             return Err(self.err(
                 text,
-                "birthright_rules",
-                format!("file {} does not exist", self.resolve(r).display()),
+                &format!("sources[{i}]"),
+                "an `hr_feed` source needs `birthright_rules`".into(),
                 None,
             ));
         }
         Ok(())
+    }
+
+    /// Read and validate the birthright rules file; every system a rule names must be
+    /// configured.
+    fn load_rules(&self, text: &str) -> Result<Option<iga_policy::RuleSet>, ConfigError> {
+        let Some(r) = &self.birthright_rules else {
+            return Ok(None);
+        };
+        let p = self.resolve(r);
+        let yaml = std::fs::read_to_string(&p).map_err(|e| {
+            self.err(
+                text,
+                "birthright_rules",
+                format!("{}: {e}", p.display()),
+                None,
+            )
+        })?;
+        let rules = iga_policy::RuleSet::from_yaml(&yaml).map_err(|e| {
+            self.err(
+                text,
+                "birthright_rules",
+                format!("{}: {e}", p.display()),
+                None,
+            )
+        })?;
+        let names: Vec<&str> = self.systems.keys().map(String::as_str).collect();
+        for s in rules.systems() {
+            if !self.systems.contains_key(&s.name) {
+                return Err(self.err(
+                    text,
+                    "birthright_rules",
+                    format!(
+                        "{}: system {}: not configured under `systems` (configured: {})",
+                        p.display(),
+                        s.name,
+                        names.join(", ")
+                    ),
+                    suggest(&s.name, &names),
+                ));
+            }
+        }
+        Ok(Some(rules))
     }
 
     fn check_connector(
@@ -1325,6 +1388,54 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.hint.as_deref(), Some("did you mean `idp`?"), "{e}");
+    }
+
+    #[test]
+    fn birthright_rules_are_validated_at_load_naming_rule_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("iga.yaml");
+        let systems =
+            "systems:\n  ldap:\n    connector: {memory: {}}\nbirthright_rules: rules.yaml\n";
+        let good = "systems:\n  ldap: {}\nrules:\n  - name: finance\n    when: 'department == \"Finance\"'\n    grants: [{system: ldap, entitlement: finance}]\n";
+        std::fs::write(dir.path().join("rules.yaml"), good).unwrap();
+        let c = Config::parse(&format!("{BASE}{systems}"), &conf).unwrap();
+        assert_eq!(c.rules.as_ref().unwrap().rules().len(), 1);
+
+        // A bad condition: the rule and the field are named, at the config key's line.
+        std::fs::write(dir.path().join("rules.yaml"), good.replace("==", "=")).unwrap();
+        let e = Config::parse(&format!("{BASE}{systems}"), &conf).unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("birthright_rules"), "{e}");
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.contains("rule finance"), "{e}");
+        assert!(e.message.contains("`when`"), "{e}");
+        assert!(e.message.contains("rules.yaml"), "{e}");
+
+        // A grant to an undeclared system names the grant's field.
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            good.replace("{system: ldap,", "{system: ldpa,"),
+        )
+        .unwrap();
+        let e = Config::parse(&format!("{BASE}{systems}"), &conf).unwrap_err();
+        assert!(e.message.contains("grants[0].system"), "{e}");
+
+        // A rules system that is not configured here.
+        std::fs::write(dir.path().join("rules.yaml"), good.replace("ldap", "ldapp")).unwrap();
+        let e = Config::parse(&format!("{BASE}{systems}"), &conf).unwrap_err();
+        assert!(e.message.contains("system ldapp: not configured"), "{e}");
+        assert_eq!(e.hint.as_deref(), Some("did you mean `ldap`?"), "{e}");
+
+        std::fs::remove_file(dir.path().join("rules.yaml")).unwrap();
+        let e = Config::parse(&format!("{BASE}{systems}"), &conf).unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("birthright_rules"), "{e}");
+
+        // An HR feed without rules is refused.
+        let e = parse(
+            "systems:\n  ldap:\n    connector: {memory: {}}\nsources:\n  - hr_feed: {dir: hr}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("sources[0]"), "{e}");
+        assert!(e.message.contains("needs `birthright_rules`"), "{e}");
     }
 
     #[test]

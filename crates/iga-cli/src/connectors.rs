@@ -181,3 +181,35 @@ pub fn linked(
     }
     Ok(Arc::new(a))
 }
+
+/// The `hr_feed` source: HR CSV files diffed against the stored snapshots, joiners,
+/// movers and leavers turned into directives by the birthright rules. Snapshots and
+/// usernames live in the store's documents; held access is read from the ledger.
+pub fn hr_feed(
+    store: Arc<dyn LedgerStore>,
+    rules: iga_policy::RuleSet,
+    dir: std::path::PathBuf,
+    tenant: &str,
+    grace_days: u32,
+    clock: iga_directive::SharedClock,
+) -> Arc<dyn iga_adapter::DirectiveSource> {
+    let docs: Arc<dyn iga_source_hr::DocumentStore> =
+        Arc::new(iga_source_hr::LedgerDocuments(store.clone()));
+    let feed = iga_source_hr::HrFeed::new(
+        iga_policy::Lifecycle::new(
+            rules,
+            iga_policy::LifecyclePolicy::new(tenant)
+                .grace_period(chrono::Duration::days(i64::from(grace_days))),
+        ),
+        docs.clone(),
+        Arc::new(iga_source_hr::LedgerHeldAccess(store)),
+    );
+    let name = format!("hr:{}", dir.display());
+    Arc::new(iga_source_hr::HrCsvSource::new(
+        name,
+        dir,
+        Arc::new(feed),
+        docs,
+        clock,
+    ))
+}

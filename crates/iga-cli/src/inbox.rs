@@ -9,7 +9,9 @@ use crate::config::SourceConfig;
 pub async fn poll(app: &App) -> Result<usize, CliError> {
     let mut n = 0;
     for s in &app.config.sources {
-        let SourceConfig::Inbox { dir } = s;
+        let SourceConfig::Inbox { dir } = s else {
+            continue;
+        };
         let dir = app.config.resolve(dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| CliError::failed(format!("inbox {}: {e}", dir.display())))?;

@@ -342,3 +342,54 @@ fn manual_task_completed_through_the_cli_finishes_its_job_on_the_next_run() {
     let (out, err) = text(&iga_env(d, &["--json", "status"]));
     assert!(!out.contains("ldap-canary-pw") && !err.contains("ldap-canary-pw"));
 }
+
+const HR_CONFIG: &str = "store: {sqlite: iga.db}\nsigning_key: {file: key.pem, generate: true}\nsystems:\n  directory:\n    connector:\n      memory: {journal: directory.jsonl, auto_create_groups: true}\n    ensure_accounts: true\nbirthright_rules: rules.yaml\nsources:\n  - hr_feed: {dir: hr, tenant: acme, grace_days: 30}\n";
+
+const HR_RULES: &str = "systems:\n  directory:\n    create_account: always\nrules:\n  - name: staff\n    when: 'true'\n    grants: [{system: directory, entitlement: all-staff}]\n  - name: finance\n    when: 'department == \"Finance\"'\n    grants: [{system: directory, entitlement: finance}]\n";
+
+fn ledger_of(d: &Path, who: &str) -> Vec<String> {
+    let v = json_of(&iga_env(
+        d,
+        &["--json", "ledger", "show", who, "--tenant", "acme"],
+    ));
+    let mut e: Vec<String> = v["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["confirmed_sources"].as_u64() > Some(0))
+        .map(|a| a["entitlement"].as_str().unwrap().to_string())
+        .collect();
+    e.sort();
+    e
+}
+
+#[test]
+fn hr_feed_source_applies_the_birthright_rules_for_joiners_movers_and_leavers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("iga.yaml"), HR_CONFIG).unwrap();
+    std::fs::write(d.join("rules.yaml"), HR_RULES).unwrap();
+    std::fs::create_dir(d.join("hr")).unwrap();
+    std::fs::write(
+        d.join("hr/hr-2026-01-05.csv"),
+        "employee_id,full_name,department\nE1,Ana Lima,Finance\nE2,Bo Chen,Sales\n",
+    )
+    .unwrap();
+    let v = json_of(&iga_env(d, &["--json", "run"]));
+    assert!(v["pass"]["intake"].as_u64().unwrap() >= 4, "{v}");
+    assert_eq!(ledger_of(d, "E1"), ["group:all-staff", "group:finance"]);
+    assert_eq!(ledger_of(d, "E2"), ["group:all-staff"]);
+    // Next day: E2 moves to Finance, E1 leaves (missing from the file).
+    std::fs::write(
+        d.join("hr/hr-2026-01-06.csv"),
+        "employee_id,full_name,department\nE2,Bo Chen,Finance\n",
+    )
+    .unwrap();
+    let o = iga_env(d, &["--json", "run"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(ledger_of(d, "E2"), ["group:all-staff", "group:finance"]);
+    assert_eq!(ledger_of(d, "E1"), Vec::<String>::new());
+    // A second run takes nothing new from the processed files.
+    let v = json_of(&iga_env(d, &["--json", "run"]));
+    assert_eq!(v["pass"]["intake"], 0, "{v}");
+}
