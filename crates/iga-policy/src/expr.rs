@@ -62,13 +62,14 @@ pub fn attribute_value<'a>(identity: &'a Identity, name: &str) -> Option<Cow<'a,
 enum Lit {
     Str(String),
     Num(f64),
-    Date(NaiveDate),
+    /// A date, kept as its `YYYY-MM-DD` text too (ISO dates order like text).
+    Date(NaiveDate, String),
 }
 
 impl Lit {
     fn from_str_lit(s: String) -> Self {
         match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
-            Ok(d) if s.len() == 10 => Lit::Date(d),
+            Ok(d) if s.len() == 10 => Lit::Date(d, s),
             _ => Lit::Str(s),
         }
     }
@@ -78,10 +79,21 @@ impl Lit {
         match self {
             Lit::Str(s) => Some(value.cmp(s.as_str())),
             Lit::Num(n) => value.trim().parse::<f64>().ok()?.partial_cmp(n),
-            Lit::Date(d) => {
+            Lit::Date(d, text) => {
                 let v = value.trim();
-                let v = v.get(..10).unwrap_or(v);
-                Some(NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?.cmp(d))
+                let head = v.get(..10).unwrap_or(v);
+                let b = head.as_bytes();
+                let iso = b.len() == 10
+                    && b[4] == b'-'
+                    && b[7] == b'-'
+                    && b.iter()
+                        .enumerate()
+                        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+                if iso {
+                    // Fast path: ISO dates order like their text.
+                    return Some(head.cmp(text.as_str()));
+                }
+                Some(NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()?.cmp(d))
             }
         }
     }
@@ -193,6 +205,21 @@ fn eval(n: &Node, id: &Identity) -> bool {
         Node::And(v) => v.iter().all(|n| eval(n, id)),
         Node::Or(v) => v.iter().any(|n| eval(n, id)),
         Node::Exists(a) => attribute_value(id, a).is_some(),
+        Node::Cmp(a, op, Lit::Num(n)) if !matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+            let v = match id.attributes.get(a.as_str()) {
+                Some(serde_json::Value::Number(x)) => x.as_f64(),
+                _ => attribute_value(id, a).and_then(|v| v.trim().parse::<f64>().ok()),
+            };
+            match v.and_then(|v| v.partial_cmp(n)) {
+                None => false,
+                Some(o) => match op {
+                    CmpOp::Lt => o.is_lt(),
+                    CmpOp::Le => o.is_le(),
+                    CmpOp::Gt => o.is_gt(),
+                    _ => o.is_ge(),
+                },
+            }
+        }
         Node::Cmp(a, op, lit) => {
             let Some(v) = attribute_value(id, a) else {
                 return *op == CmpOp::Ne;

@@ -244,6 +244,16 @@ impl RuleSet {
         self.rules.iter().filter(move |r| r.when.eval(identity))
     }
 
+    /// The birthright grants of `identity` as references, in rule order (no copies;
+    /// the cheap form for bulk evaluation).
+    pub fn grants_of<'a>(
+        &'a self,
+        identity: &'a Identity,
+    ) -> impl Iterator<Item = (&'a BirthrightGrant, &'a str)> {
+        self.matching(identity)
+            .flat_map(|r| r.grants.iter().map(move |g| (g, r.name.as_str())))
+    }
+
     /// The birthright entitlements of `identity`: (grant, rule name), sorted.
     pub fn entitlements(&self, identity: &Identity) -> BTreeSet<(BirthrightGrant, String)> {
         let mut out = BTreeSet::new();
