@@ -10,7 +10,8 @@
 //!   HTTP; stored when the endpoint answers 200 (it answers after the store
 //!   committed).
 //!
-//! Each source is one function returning [`Measured`]; add a source by adding a
+//! Sources: ServiceNow (poll, webhook), Jira Service Management (poll, webhook),
+//! SAP GRC over OData (poll). Each source is one function returning [`Measured`]; add a source by adding a
 //! function and a line in `main`.
 //!
 //! Flags: `--approvals N` per source and path (default 40), `--interval-ms I`
@@ -27,6 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iga_adapter::MemoryAdapter;
+use iga_connector_jira::mock::{JiraMock, MockRequest};
+use iga_connector_jira::{FieldMapping, JiraSource, JiraSourceConfig};
+use iga_connector_sapgrc::mock::{GrcMock, MockLine};
+use iga_connector_sapgrc::{ODataDialect, SapGrcSource, SapGrcSourceConfig};
 use iga_connector_servicenow::mock::{MockServiceNow, standard_webhook_headers, whsec};
 use iga_connector_servicenow::{
     CatalogMapping, ServiceNowAuth, ServiceNowConfig, ServiceNowSource, WEBHOOK_PATH,
@@ -94,7 +99,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 /// A fresh orchestrator on a SQLite store with an in-memory `entra` target.
 async fn orchestrator(
     dir: &tempfile::TempDir,
-    source: Option<Arc<ServiceNowSource>>,
+    source: Option<Arc<dyn iga_adapter::DirectiveSource>>,
 ) -> (Orchestrator, SqliteStore) {
     let store = SqliteStore::open(dir.path().join("detect.db"))
         .await
@@ -304,6 +309,206 @@ async fn servicenow_webhook(args: &Args) -> Measured {
     }
 }
 
+/// Poll-path measurement shared by the Jira and SAP GRC sources: `approve(i)`
+/// marks approval `i` approved at the source and returns its ticket id (the
+/// directive's `ApprovalRef::ticket_id`, possibly with a suffix).
+async fn poll_measure(
+    args: &Args,
+    source_name: &'static str,
+    source: Arc<dyn iga_adapter::DirectiveSource>,
+    approve: impl Fn(usize) -> String,
+) -> Measured {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (orch, store) = orchestrator(&dir, Some(source)).await;
+    orch.poll_sources().await.expect("initial poll");
+    let approved_at: std::sync::Mutex<BTreeMap<String, Instant>> = Default::default();
+    let approver = async {
+        for i in 0..args.approvals {
+            let id = approve(i);
+            approved_at.lock().expect("map").insert(id, Instant::now());
+            tokio::time::sleep(args.spacing).await;
+        }
+    };
+    let poller = async {
+        let mut stored: BTreeMap<String, Instant> = BTreeMap::new();
+        let mut seen_jobs: HashSet<String> = HashSet::new();
+        let deadline = Instant::now()
+            + args.spacing * (args.approvals as u32)
+            + args.interval * 3
+            + Duration::from_secs(5);
+        while stored.len() < args.approvals && Instant::now() < deadline {
+            tokio::time::sleep(args.interval).await;
+            orch.poll_sources().await.expect("poll");
+            let t = Instant::now();
+            for job in orch
+                .jobs(JobStateName::Pending, 100_000)
+                .await
+                .expect("jobs")
+            {
+                if !seen_jobs.insert(job.directive_id.to_string()) {
+                    continue;
+                }
+                let d = store
+                    .directive(job.directive_id.as_str())
+                    .await
+                    .expect("read directive")
+                    .expect("stored directive");
+                stored.insert(d.approval.expect("approval").ticket_id, t);
+            }
+        }
+        stored
+    };
+    let ((), stored) = tokio::join!(approver, poller);
+    let approved_at = approved_at.into_inner().expect("map");
+    let mut latencies: Vec<Duration> = approved_at
+        .iter()
+        .filter_map(|(n, a)| stored.get(n).map(|s| s.saturating_duration_since(*a)))
+        .collect();
+    latencies.sort();
+    let total = orch
+        .status()
+        .await
+        .expect("status")
+        .by_state
+        .values()
+        .sum::<usize>();
+    Measured {
+        source: source_name,
+        path: "poll",
+        missing: args.approvals - latencies.len() + total.saturating_sub(args.approvals),
+        latencies,
+    }
+}
+
+fn jira_world(jira: &JiraMock, n: usize) -> (JiraSource, Vec<String>) {
+    let tz = chrono::FixedOffset::east_opt(3600).expect("+01:00");
+    jira.set_user_timezone(tz);
+    jira.set_now(chrono::Utc::now());
+    let mapping =
+        FieldMapping::new("customfield_10010", "customfield_10011").default_system("entra");
+    let mut cfg = JiraSourceConfig::new("acme", "project = ACC AND status = Approved", mapping);
+    cfg.jql_timezone = tz;
+    let source = JiraSource::new(jira.connection(), cfg).expect("jira source");
+    let keys = (0..n)
+        .map(|i| {
+            jira.add_request(
+                MockRequest::approved(serde_json::json!({
+                    "customfield_10010": {"emailAddress": format!("user{i}@example.com")},
+                    "customfield_10011": [{"value": format!("G{i}")}],
+                }))
+                .pending(),
+            )
+        })
+        .collect();
+    (source, keys)
+}
+
+/// Jira Service Management, polled.
+async fn jira_poll(args: &Args) -> Measured {
+    let jira = JiraMock::start().await;
+    let (source, keys) = jira_world(&jira, args.approvals);
+    poll_measure(args, "jira", Arc::new(source), |i| {
+        jira.set_now(chrono::Utc::now());
+        jira.approve(&keys[i]);
+        keys[i].clone()
+    })
+    .await
+}
+
+/// Jira Service Management, pushed through the signed webhook endpoint.
+async fn jira_webhook(args: &Args) -> Measured {
+    let jira = JiraMock::start().await;
+    let (source, keys) = jira_world(&jira, args.approvals);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (orch, _store) = orchestrator(&dir, None).await;
+    let secret = "detect-benchmark-jira-secret";
+    let verifier =
+        JiraSource::webhook_verifier(vec![WebhookSecret::new("k1", secret)]).expect("verifier");
+    let app = source.webhook_router(verifier, orch.sink());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the webhook endpoint");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .await
+            .expect("webhook endpoint failed")
+    });
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    for (i, key) in keys.iter().enumerate() {
+        jira.set_now(chrono::Utc::now());
+        jira.approve(key);
+        let t0 = Instant::now();
+        let body = jira.webhook_event(key).to_string();
+        let sig = format!(
+            "sha256={}",
+            hex::encode(iga_http::webhook::hmac_sha256(
+                secret.as_bytes(),
+                body.as_bytes()
+            ))
+        );
+        let resp = http
+            .post(&url)
+            .header("x-hub-signature", sig)
+            .header(
+                iga_connector_jira::DELIVERY_ID_HEADER,
+                format!("jira-evt-{i}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("deliver");
+        if resp.status() == 200 {
+            latencies.push(t0.elapsed());
+        } else {
+            missing += 1;
+        }
+    }
+    server.abort();
+    let total = orch
+        .status()
+        .await
+        .expect("status")
+        .by_state
+        .values()
+        .sum::<usize>();
+    latencies.sort();
+    Measured {
+        source: "jira",
+        path: "webhook",
+        missing: missing + total.abs_diff(args.approvals - missing),
+        latencies,
+    }
+}
+
+/// SAP GRC (OData dialect), polled.
+async fn sapgrc_poll(args: &Args) -> Measured {
+    let grc = GrcMock::start().await;
+    grc.set_now(chrono::Utc::now());
+    let reqs: Vec<String> = (0..args.approvals)
+        .map(|i| {
+            grc.add_request(
+                &format!("USER{i}"),
+                "PENDING",
+                vec![MockLine::assign("PRD_CLNT100", &format!("Z_ROLE_{i}")).status("PENDING")],
+            )
+        })
+        .collect();
+    let source = SapGrcSource::new(
+        SapGrcSourceConfig::new("acme").map_system("PRD_CLNT100", "entra"),
+        Arc::new(ODataDialect::new(grc.config()).expect("odata dialect")),
+    )
+    .expect("sapgrc source");
+    poll_measure(args, "sapgrc", Arc::new(source), |i| {
+        grc.set_now(chrono::Utc::now());
+        grc.approve(&reqs[i]);
+        format!("{}/1", reqs[i])
+    })
+    .await
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = match parse() {
@@ -316,6 +521,9 @@ async fn main() -> ExitCode {
     let results = vec![
         servicenow_poll(&args).await,
         servicenow_webhook(&args).await,
+        jira_poll(&args).await,
+        jira_webhook(&args).await,
+        sapgrc_poll(&args).await,
     ];
     let mut sources = HashSet::new();
     let mut worst_poll: f64 = 0.0;
