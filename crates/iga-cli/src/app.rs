@@ -242,6 +242,16 @@ fn strictness(s: Option<&str>) -> Strictness {
 
 /// Open the store, targets and signer of a configuration and build the orchestrator.
 pub async fn open(config: Config, clock: Option<SharedClock>) -> Result<App, CliError> {
+    open_with(config, clock, Vec::new()).await
+}
+
+/// [`open`], with directive sources built by the caller besides the configured ones
+/// (the demo's in-process ServiceNow).
+pub async fn open_with(
+    config: Config,
+    clock: Option<SharedClock>,
+    sources: Vec<Arc<dyn iga_adapter::DirectiveSource>>,
+) -> Result<App, CliError> {
     let db = config.sqlite_path();
     if let Some(d) = db.parent() {
         std::fs::create_dir_all(d)
@@ -264,6 +274,9 @@ pub async fn open(config: Config, clock: Option<SharedClock>) -> Result<App, Cli
         if let Ok(vk) = iga_receipt::VerifyingKey::from_jwk(k) {
             b = b.previous_key(vk);
         }
+    }
+    for src in sources {
+        b = b.source(src);
     }
     for src in &config.sources {
         if let crate::config::SourceConfig::HrFeed {

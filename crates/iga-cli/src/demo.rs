@@ -1,5 +1,6 @@
 //! `iga demo`: the main job on the embedded default, scenario by scenario
-//! (`scenarios.md` 1–11), with no external service and no configuration.
+//! (`scenarios.md` 1–11), with no external service and no configuration: scenario 1's
+//! approval source is the ServiceNow Table API mock, started in process on loopback.
 //!
 //! The demo writes its own configuration (`<dir>/iga.yaml`: a SQLite store,
 //! journalled in-memory targets standing in for Entra, an LDAP directory, a SCIM app and
@@ -90,7 +91,51 @@ pub struct Step {
     pub lines: Vec<String>,
 }
 
+/// The demo's ServiceNow: the Table API mock on loopback with a requester, an
+/// approver and the "Entra group access" catalog item.
+struct ServiceNow {
+    mock: iga_connector_servicenow::mock::MockServiceNow,
+    alice: String,
+    approver: String,
+    item: String,
+}
+
+impl ServiceNow {
+    async fn start() -> (Self, iga_connector_servicenow::ServiceNowSource) {
+        use iga_connector_servicenow::{CatalogMapping, ServiceNowAuth, ServiceNowConfig};
+        let mock = iga_connector_servicenow::mock::MockServiceNow::start().await;
+        let alice = mock.add_user("alice", "alice@acme.example.com");
+        let approver = mock.add_user("carol.manager", "carol@acme.example.com");
+        let item = mock.add_catalog_item("Entra group access");
+        let mut cfg = ServiceNowConfig::new(
+            mock.url(),
+            ServiceNowAuth::Basic {
+                username: mock.auth().username.clone(),
+                password: mock.auth().password.clone().into(),
+            },
+        );
+        cfg.tenant = TENANT.into();
+        cfg.catalog.push(CatalogMapping::group_from_variable(
+            "Entra group access",
+            "entra",
+            "group",
+        ));
+        let source = iga_connector_servicenow::ServiceNowSource::new(cfg)
+            .expect("the demo's ServiceNow configuration is valid");
+        (
+            Self {
+                mock,
+                alice,
+                approver,
+                item,
+            },
+            source,
+        )
+    }
+}
+
 struct Demo {
+    sn: ServiceNow,
     app: App,
     clock: ManualClock,
     dir: PathBuf,
@@ -225,15 +270,21 @@ pub async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
     std::fs::write(&cfg_path, CONFIG).map_err(CliError::failed)?;
     let cfg = Config::load(&cfg_path)?;
     let clock = ManualClock::new(chrono::Utc::now());
-    let app = app::open(cfg, Some(clock.shared())).await?;
+    let (sn, source) = ServiceNow::start().await;
+    let app = app::open_with(cfg, Some(clock.shared()), vec![std::sync::Arc::new(source)]).await?;
     if !json {
         println!("iga demo: work directory {}", dir.display());
+        println!(
+            "   approval source: ServiceNow Table API mock on {} (in process)",
+            sn.mock.url()
+        );
         println!(
             "   store {}, targets entra, ldap, scimapp, legacyapp (in-memory, journalled) and racf (flat file)",
             app.config.sqlite_path().display()
         );
     }
     let mut demo = Demo {
+        sn,
         app,
         clock,
         dir: dir.to_path_buf(),
@@ -294,25 +345,46 @@ pub async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
 async fn scenario_1(m: &mut Demo) -> Result<(), CliError> {
     m.begin(
         1,
-        "Approval to access: ServiceNow RITM0010001, Alice -> Entra Finance-Readers",
+        "Approval to access: a ServiceNow RITM for Alice -> Entra Finance-Readers, polled, provisioned, written back",
     );
-    let alice = person("alice", "Finance");
-    let dir = d(
-        "entra",
-        &alice,
-        Action::Grant,
-        Some("Finance-Readers"),
-        GrantSource::request("servicenow", "RITM0010001"),
+    let req = m.sn.mock.create_request(
+        &m.sn.item,
+        &m.sn.alice,
+        &m.sn.approver,
+        &[("group", "Finance-Readers")],
     );
-    let r = m.submit_run(vec![dir.clone()]).await?;
-    let a = dir.approval.as_ref().expect("approval");
     m.say(format!(
-        "directive {} carries ticket {} approved by {}",
-        dir.id,
-        a.ticket_id,
-        a.approver.as_deref().unwrap_or("-")
+        "ServiceNow: {} requested (Entra group access, group=Finance-Readers), awaiting carol.manager",
+        req.number
     ));
-    m.say(format!("pass: {r}"));
+    let r = m.app.orch.run_until_idle().await?;
+    m.expect(
+        r.intake == 0,
+        format!(
+            "not approved yet: the poll takes nothing ({} directives)",
+            r.intake
+        ),
+    );
+    m.sn.mock.approve(&req.number);
+    let r = m.app.orch.run_until_idle().await?;
+    m.say(format!("approved; next pass: {r}"));
+    let jobs = m.app.orch.jobs(JobStateName::Succeeded, 10).await?;
+    let directive = match jobs.first() {
+        Some(j) => m.app.store.directive(j.directive_id.as_str()).await?,
+        None => None,
+    };
+    let approval = directive.as_ref().and_then(|d| d.approval.clone());
+    m.expect(
+        approval.as_ref().is_some_and(|a| {
+            a.ticket_id == req.number
+                && a.approver.as_deref() == Some("carol.manager")
+                && a.decided_at.is_some()
+        }),
+        format!(
+            "directive carries ticket {} approved by carol.manager with the decision time",
+            req.number
+        ),
+    );
     let member = m
         .target("entra")
         .has_member("alice", &EntitlementRef::group("Finance-Readers"));
@@ -322,13 +394,42 @@ async fn scenario_1(m: &mut Demo) -> Result<(), CliError> {
     );
     let src = m.sources("alice", "entra", "Finance-Readers").await?;
     m.expect(
-        src == ["request:servicenow:RITM0010001"],
+        src == [format!("request:servicenow:{}", req.number)],
         format!("ledger counts one Request source: {src:?}"),
     );
     let (ok, n) = m.chains_ok().await?;
+    m.expect(ok && n >= 1, format!("{n} receipts verify"));
+    let mut receipt_ids = Vec::new();
+    if let Some(d) = &directive {
+        for (chain, _) in m.app.orch.verify_receipts().await? {
+            for r in m.app.orch.export_chain(&chain).await? {
+                if r.directive_id == d.id.as_str() {
+                    receipt_ids.push(r.receipt_id);
+                }
+            }
+        }
+    }
+    let notes = m.sn.mock.work_notes("sc_req_item", &req.number);
+    for note in &notes {
+        m.say(format!("work note on {}: {note}", req.number));
+    }
     m.expect(
-        ok && n >= 2,
-        format!("{n} receipts verify (create account, grant)"),
+        !receipt_ids.is_empty()
+            && notes.len() == 1
+            && receipt_ids.iter().all(|id| notes[0].contains(id.as_str())),
+        format!("write-back: the RITM's work note names the receipt ids {receipt_ids:?}"),
+    );
+    let state =
+        m.sn.mock
+            .record("sc_req_item", &req.number)
+            .and_then(|r| r["state"].as_str().map(str::to_string));
+    m.expect(
+        state.as_deref() == Some("3"),
+        format!(
+            "{} closed complete (state {})",
+            req.number,
+            state.as_deref().unwrap_or("missing")
+        ),
     );
     m.end();
     Ok(())

@@ -43,6 +43,10 @@ fn demo_runs_every_scenario_end_to_end() {
         assert_eq!(s["ok"], true, "{s}");
         assert!(s["lines"].as_array().unwrap().len() >= 2, "{s}");
     }
+    // Scenario 1 went through ServiceNow: polled once approved, written back.
+    let one = steps[0]["lines"].to_string();
+    assert!(one.contains("work note on RITM"), "{one}");
+    assert!(one.contains("closed complete (state 3)"), "{one}");
     assert_eq!(v["summary"]["chains_ok"], true);
     assert_eq!(v["summary"]["drift"], 0, "no unexplained drift");
     assert!(v["summary"]["receipts"].as_u64().unwrap() > 800);
