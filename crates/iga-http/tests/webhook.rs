@@ -543,3 +543,53 @@ async fn end_to_end_through_axum_with_reqwest() {
         "handlers ran only for verified deliveries"
     );
 }
+
+#[tokio::test]
+async fn a_delivery_the_handler_failed_to_store_is_accepted_again_on_retry() {
+    let clock = ManualClock::at_epoch();
+    let github = verifier(Profile::github(), &clock, &[("k", SECRET)]);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let app = Router::new()
+        .route(
+            "/hooks/github",
+            post(
+                move |Extension(d): Extension<VerifiedDelivery>| async move {
+                    // The first attempt fails to store (503); the retry is processed.
+                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        (http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+                    } else {
+                        (http::StatusCode::OK, d.delivery_id.unwrap_or_default())
+                    }
+                },
+            ),
+        )
+        .layer(middleware::from_fn_with_state(
+            github.clone(),
+            verify_webhook,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = iga_http::default_client().unwrap();
+    let send = || {
+        client
+            .post(format!("{base}/hooks/github"))
+            .headers(sign("github", SECRET.as_bytes(), "", "gh-9", BODY))
+            .body(BODY)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 503);
+    let retry = send().await.unwrap();
+    assert_eq!(retry.status(), 200, "the sender's retry is not a replay");
+    assert_eq!(retry.text().await.unwrap(), "gh-9");
+    assert_eq!(send().await.unwrap().status(), 400, "once stored, a replay");
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+
+    // Direct use: verify, fail, release, verify again.
+    let h = sign("github", SECRET.as_bytes(), "", "gh-10", BODY);
+    let d = github.verify(&h, BODY).await.unwrap();
+    assert!(github.verify(&h, BODY).await.is_err());
+    github.release(&d).await;
+    assert!(github.verify(&h, BODY).await.is_ok());
+}

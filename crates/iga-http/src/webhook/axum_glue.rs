@@ -107,7 +107,9 @@ where
 /// ```
 ///
 /// On success the inner handler sees the same raw body (re-attached) and a
-/// [`VerifiedDelivery`] in the request extensions; on failure it is not called.
+/// [`VerifiedDelivery`] in the request extensions; on failure it is not called. When
+/// the inner handler answers anything but 2xx, the delivery is released from the
+/// dedupe store ([`WebhookVerifier::release`]), so the sender's retry is processed.
 pub async fn verify_webhook(
     State(verifier): State<WebhookVerifier>,
     req: Request,
@@ -115,9 +117,15 @@ pub async fn verify_webhook(
 ) -> Response {
     match run(&verifier, req).await {
         Ok((mut parts, v)) => {
+            let delivery = v.delivery.clone();
             parts.extensions.insert(v.delivery);
-            next.run(Request::from_parts(parts, Body::from(v.body)))
-                .await
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(v.body)))
+                .await;
+            if !resp.status().is_success() {
+                verifier.release(&delivery).await;
+            }
+            resp
         }
         Err(rej) => rej.into_response(),
     }

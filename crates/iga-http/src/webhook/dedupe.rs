@@ -15,6 +15,13 @@ pub trait DedupeStore: std::fmt::Debug + Send + Sync {
     /// its previous record expired), `false` when it is a replay. Must be atomic:
     /// two concurrent calls with the same key return `true` at most once.
     async fn check_and_insert(&self, key: &str, now: Timestamp, ttl: Duration) -> bool;
+
+    /// Forget `key`: its delivery was verified but not processed (the handler failed
+    /// to store it), so the sender's retry must be accepted rather than taken for a
+    /// replay. The provided implementation keeps the record; stores override it.
+    async fn remove(&self, key: &str) {
+        let _ = key;
+    }
 }
 
 /// In-memory [`DedupeStore`] with expiry. Expired entries are pruned when the store
@@ -77,6 +84,10 @@ impl DedupeStore for MemoryDedupeStore {
         let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
         m.insert(key.to_string(), now + ttl);
         true
+    }
+
+    async fn remove(&self, key: &str) {
+        self.inner.lock().expect("dedupe lock").remove(key);
     }
 }
 

@@ -549,6 +549,8 @@ pub struct VerifiedDelivery {
     pub key_id: String,
     /// The signed timestamp, if the scheme has one.
     pub timestamp: Option<Timestamp>,
+    /// The key recorded in the dedupe store (see [`WebhookVerifier::release`]).
+    pub dedupe_key: String,
 }
 
 /// Builder for [`WebhookVerifier`].
@@ -794,7 +796,17 @@ impl WebhookVerifier {
             delivery_id,
             key_id,
             timestamp,
+            dedupe_key,
         })
+    }
+
+    /// Release a verified delivery that was not processed (storing it failed), so
+    /// the sender's retry is accepted instead of being rejected as a replay. The
+    /// [`verify_webhook`] middleware does this for every non-2xx answer of the inner
+    /// handler; handlers using the [`VerifiedWebhook`] extractor call it themselves
+    /// before answering an error.
+    pub async fn release(&self, delivery: &VerifiedDelivery) {
+        self.inner.dedupe.remove(&delivery.dedupe_key).await;
     }
 
     fn parse_signature_headers(&self, headers: &HeaderMap) -> Result<Parsed, WebhookError> {
