@@ -36,7 +36,7 @@ pub use config::{Guardrail, RetryPolicy, SystemSettings};
 pub use error::{OrchestratorError, Result};
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};
 pub use reconcile::{DriftItem, DriftReport};
-pub use tasks::{StoreTasks, TASK_NAMESPACE};
 pub use report::{
     DryRunPlan, NoOpDirective, PassReport, PlannedOperation, StatusSummary, SubmitReport,
 };
+pub use tasks::{StoreTasks, TASK_NAMESPACE};
