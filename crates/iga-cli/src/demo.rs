@@ -57,6 +57,7 @@ systems:
     ensure_accounts: true
 dependencies:
   - {before: entra, after: scimapp}
+birthright_rules: birthright.yaml   # iga-policy rules: scenario 6's joiners, movers, leavers
 batch:
   attempts: 2
   max_elapsed: 2s
@@ -64,6 +65,27 @@ audit:
   sinks:
     - {format: cef, file: siem/audit.cef}
     - {format: json, file: siem/audit.jsonl}
+"#;
+
+const RULES: &str = r#"# Written by `iga demo`: birthright rules (iga-policy) of scenario 6.
+version: 1
+systems:
+  entra: {}
+  ldap: {}
+  scimapp: {}
+rules:
+  - name: all-staff
+    when: 'true'
+    grants: [{system: entra, entitlement: All-Staff}]
+  - name: dept-finance
+    when: 'department == "Finance"'
+    grants: [{system: ldap, entitlement: Dept-Finance}]
+  - name: dept-sales
+    when: 'department == "Sales"'
+    grants: [{system: ldap, entitlement: Dept-Sales}]
+  - name: dept-engineering
+    when: 'department == "Engineering"'
+    grants: [{system: ldap, entitlement: Dept-Engineering}, {system: scimapp, entitlement: App-Users}]
 "#;
 
 const CRASH_CONFIG: &str = r#"# Scenario 5 of `iga demo`: a worker killed mid-run and restarted.
@@ -268,6 +290,7 @@ pub async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
         .map_err(|e| CliError::failed(format!("{}: {e}", dir.display())))?;
     let cfg_path = dir.join("iga.yaml");
     std::fs::write(&cfg_path, CONFIG).map_err(CliError::failed)?;
+    std::fs::write(dir.join("birthright.yaml"), RULES).map_err(CliError::failed)?;
     let cfg = Config::load(&cfg_path)?;
     let clock = ManualClock::new(chrono::Utc::now());
     let (sn, source) = ServiceNow::start().await;
@@ -715,96 +738,93 @@ async fn scenario_5(m: &mut Demo) -> Result<(), CliError> {
     Ok(())
 }
 
+/// One HR feed file of scenario 6: `(id, department, status)` rows.
+fn hr_csv(rows: &[(String, &str, &str)]) -> String {
+    let mut s = String::from("employee_id,user_name,full_name,department,status\n");
+    for (id, dept, status) in rows {
+        s.push_str(&format!("{id},{id},Employee {id},{dept},{status}\n"));
+    }
+    s
+}
+
 async fn scenario_6(m: &mut Demo) -> Result<(), CliError> {
     m.begin(
         6,
-        "Joiner, mover, leaver from an HR file (LDAP, SCIM app, Entra in dependency order)",
+        "Joiner, mover, leaver from HR files through the birthright rules (LDAP, SCIM app, Entra in dependency order)",
     );
-    let mut hr = String::from("id,department,status\n");
-    for i in 0..60 {
-        let dept = ["Finance", "Sales", "Engineering"][if i < 30 {
-            0
-        } else if i < 45 {
-            1
-        } else {
-            2
-        }];
-        hr.push_str(&format!("e{i:03},{dept},active\n"));
-    }
-    let hr_path = m.dir.join("hr-day1.csv");
-    std::fs::write(&hr_path, &hr).map_err(CliError::failed)?;
-    let rows: Vec<(String, String)> = hr
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut c = l.split(',');
-            Some((c.next()?.to_string(), c.next()?.to_string()))
-        })
-        .collect();
-    let staff = GrantSource::birthright("all-staff");
-    let mut ds = Vec::new();
-    for (id, dept) in &rows {
-        let p = person(id, dept);
-        ds.push(d(
-            "entra",
-            &p,
-            Action::Grant,
-            Some("All-Staff"),
-            staff.clone(),
-        ));
-        ds.push(d(
-            "ldap",
-            &p,
-            Action::Grant,
-            Some(&format!("Dept-{dept}")),
-            GrantSource::birthright(format!("dept-{}", dept.to_lowercase())),
-        ));
-        if dept == "Engineering" {
-            ds.push(d(
-                "scimapp",
-                &p,
-                Action::Grant,
-                Some("App-Users"),
-                GrantSource::birthright("eng-apps"),
-            ));
-        }
-    }
-    let plan = m.app.orch.plan(&ds).await?;
+    let store: std::sync::Arc<dyn LedgerStore> = std::sync::Arc::new(m.app.store.clone());
+    let rules = m
+        .app
+        .config
+        .rules
+        .clone()
+        .ok_or_else(|| CliError::failed("the demo configuration names birthright_rules"))?;
     m.say(format!(
-        "{}: {} joiners -> {} operations in {} waves (accounts before memberships, Entra before the SCIM app)",
-        hr_path.display(),
-        rows.len(),
+        "birthright.yaml: {} rules ({})",
+        rules.rules().len(),
+        rules
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let feed = iga_source_hr::HrFeed::new(
+        iga_policy::Lifecycle::new(rules, iga_policy::LifecyclePolicy::new(TENANT)),
+        std::sync::Arc::new(iga_source_hr::LedgerDocuments(store.clone())),
+        std::sync::Arc::new(iga_source_hr::LedgerHeldAccess(store)),
+    );
+    let dept = |i: usize| match i {
+        0..30 => "Finance",
+        30..45 => "Sales",
+        _ => "Engineering",
+    };
+    let mut rows: Vec<(String, &str, &str)> = (0..60)
+        .map(|i| (format!("e{i:03}"), dept(i), "active"))
+        .collect();
+    let (work, clock) = (m.dir.clone(), m.clock.clone());
+    let ingest = |name: &'static str, text: String| {
+        let dir = work.clone();
+        let now = iga_directive::Clock::now(&clock);
+        let feed = &feed;
+        async move {
+            std::fs::write(dir.join(name), &text).map_err(CliError::failed)?;
+            feed.ingest(name, &text, now)
+                .await
+                .map_err(|e| CliError::failed(format!("{name}: {e}")))
+        }
+    };
+    let day1 = ingest("hr-day1.csv", hr_csv(&rows)).await?;
+    let plan = m.app.orch.plan(&day1.directives).await?;
+    m.say(format!(
+        "hr-day1.csv: events {:?} -> {} directives, {} operations in {} waves (accounts before memberships, Entra before the SCIM app)",
+        day1.events,
+        day1.directives.len(),
         plan.operation_count(),
         plan.waves.len()
     ));
-    let r = m.submit_run(ds).await?;
-    m.expect(
-        r.escalated == 0
-            && m.target("ldap")
+    let count = |m: &Demo| {
+        (
+            m.target("ldap")
                 .members(&EntitlementRef::group("Dept-Finance"))
-                .len()
-                == 30,
-        format!("joiners provisioned: {r}"),
+                .len(),
+            m.target("scimapp")
+                .members(&EntitlementRef::group("App-Users"))
+                .len(),
+        )
+    };
+    let before = count(m);
+    let r = m.submit_run(day1.directives).await?;
+    let after = count(m);
+    // Earlier scenarios put a few others in App-Users: count the joiners only.
+    let (finance, apps) = (after.0 - before.0, after.1 - before.1);
+    m.expect(
+        r.escalated == 0 && day1.events.get("joiner") == Some(&60) && finance == 30 && apps == 15,
+        format!(
+            "joiners provisioned by the rules ({finance} in Dept-Finance, {apps} in App-Users): {r}"
+        ),
     );
-    // Movers: 5 from Sales to Finance; leavers: 3 engineers (request-based access too).
-    let mut next = Vec::new();
-    for i in 30..35 {
-        let p = person(&format!("e{i:03}"), "Finance");
-        next.push(d(
-            "ldap",
-            &p,
-            Action::Revoke,
-            Some("Dept-Sales"),
-            GrantSource::birthright("dept-sales"),
-        ));
-        next.push(d(
-            "ldap",
-            &p,
-            Action::Grant,
-            Some("Dept-Finance"),
-            GrantSource::birthright("dept-finance"),
-        ));
-    }
+    // e059 also holds request-based access, which the leaver policy revokes.
     let leaver = person("e059", "Engineering");
     m.submit_run(vec![d(
         "entra",
@@ -814,46 +834,19 @@ async fn scenario_6(m: &mut Demo) -> Result<(), CliError> {
         GrantSource::request("servicenow", "RITM0020001"),
     )])
     .await?;
-    for i in 57..60 {
-        let who = format!("e{i:03}");
-        let p = person(&who, "Engineering");
-        for a in m.app.store.assignments_of_identity(TENANT, &who).await? {
-            for s in m
-                .app
-                .store
-                .sources_of(&a.key)
-                .await?
-                .into_iter()
-                .filter(|s| s.intended)
-            {
-                let mut b = AccessDirective::builder(
-                    TENANT,
-                    a.key.system.clone(),
-                    p.clone(),
-                    Action::Revoke,
-                )
-                .entitlement(a.key.entitlement.clone())
-                .source(s.source.clone());
-                if let GrantSource::Request { approval } = &s.source {
-                    let (sys, t) = approval.split_once(':').unwrap_or(("servicenow", approval));
-                    b = b.approval(ApprovalRef::new(sys, t));
-                }
-                next.push(b.build().map_err(CliError::failed)?);
-            }
-        }
-        for sys in ["entra", "ldap", "scimapp"] {
-            next.push(d(
-                sys,
-                &p,
-                Action::DisableAccount,
-                None,
-                GrantSource::birthright("leaver-policy"),
-            ));
-        }
+    // Day 2: 5 move from Sales to Finance, 3 engineers are terminated.
+    for r in rows.iter_mut().take(35).skip(30) {
+        r.1 = "Finance";
     }
-    let r = m.submit_run(next).await?;
+    for r in rows.iter_mut().skip(57) {
+        r.2 = "terminated";
+    }
+    let day2 = ingest("hr-day2.csv", hr_csv(&rows)).await?;
+    let r = m.submit_run(day2.directives.clone()).await?;
     m.say(format!(
-        "day 2: 5 movers, 3 leavers (memberships revoked before accounts are disabled): {r}"
+        "hr-day2.csv: events {:?} -> {} directives (memberships revoked before accounts are disabled; deletes held for the grace period): {r}",
+        day2.events,
+        day2.directives.len()
     ));
     let moved = m
         .target("ldap")
@@ -861,7 +854,10 @@ async fn scenario_6(m: &mut Demo) -> Result<(), CliError> {
         && !m
             .target("ldap")
             .has_member("e030", &EntitlementRef::group("Dept-Sales"));
-    m.expect(moved, "movers changed department groups");
+    m.expect(
+        moved && day2.events.get("mover") == Some(&5),
+        "movers changed department groups (rule dept-sales -> dept-finance)",
+    );
     let left = m
         .app
         .store
@@ -877,20 +873,40 @@ async fn scenario_6(m: &mut Demo) -> Result<(), CliError> {
         .account("e059")
         .is_some_and(|a| !a.enabled);
     m.expect(
-        left && disabled,
-        "leaver's request-based access revoked by policy, accounts disabled",
+        left && disabled && day2.events.get("leaver") == Some(&3),
+        "leaver's birthright and request-based access revoked by policy, accounts disabled",
     );
-    let rehire = d(
-        "entra",
-        &leaver,
-        Action::EnableAccount,
-        None,
-        GrantSource::birthright("rehire"),
-    );
-    m.submit_run(vec![rehire]).await?;
+    // Day 3: e059 is rehired within the grace period.
+    rows[59].2 = "active";
+    let day3 = ingest("hr-day3.csv", hr_csv(&rows)).await?;
+    let ids: Vec<String> = day3.cancel.iter().map(|i| i.to_string()).collect();
+    // Scheduled (future-dated) jobs are withdrawn in the store.
+    let mut cancelled = 0;
+    for id in &ids {
+        m.app
+            .store
+            .transition_job(
+                id,
+                JobState::Cancelled {
+                    reason: "rehired within the grace period".into(),
+                },
+                None,
+                iga_directive::Clock::now(&m.clock),
+            )
+            .await?;
+        cancelled += 1;
+    }
+    m.submit_run(day3.directives.clone()).await?;
+    m.say(format!(
+        "hr-day3.csv: events {:?}; {cancelled} pending account deletes cancelled",
+        day3.events
+    ));
     m.expect(
-        m.target("entra").account("e059").is_some_and(|a| a.enabled),
-        "a rehire re-enables the account",
+        day3.events.get("rehire") == Some(&1)
+            && m.target("entra").account("e059").is_some_and(|a| a.enabled)
+            && m.target("entra")
+                .has_member("e059", &EntitlementRef::group("All-Staff")),
+        "a rehire re-enables the account and restores birthright access",
     );
     m.end();
     Ok(())

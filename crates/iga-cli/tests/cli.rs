@@ -47,6 +47,11 @@ fn demo_runs_every_scenario_end_to_end() {
     let one = steps[0]["lines"].to_string();
     assert!(one.contains("work note on RITM"), "{one}");
     assert!(one.contains("closed complete (state 3)"), "{one}");
+    // Scenario 6's directives came from the birthright rules and the HR diff.
+    let six = steps[5]["lines"].to_string();
+    assert!(six.contains("birthright.yaml: 4 rules"), "{six}");
+    assert!(six.contains(r#"{\"joiner\": 60}"#), "{six}");
+    assert!(six.contains("3 pending account deletes cancelled"), "{six}");
     assert_eq!(v["summary"]["chains_ok"], true);
     assert_eq!(v["summary"]["drift"], 0, "no unexplained drift");
     assert!(v["summary"]["receipts"].as_u64().unwrap() > 800);
