@@ -16,6 +16,7 @@ declare -A SMOKE_ARGS=(
   [flatfile_import]="--rows 20000"
   [policy_eval]="--identities 500 --rules 50"
   [entra_batch]="--ops 200"
+  [role_intel]="--identities 1500 --rules 12"
   [detect]="--approvals 6 --interval-ms 500 --spacing-ms 100"
 )
 
