@@ -73,7 +73,7 @@ fn identity(i: usize) -> Identity {
     a.insert("grade".into(), ((i % 12) as u64).into());
     a.insert(
         "title".into(),
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             "Senior Analyst"
         } else {
             "Analyst"
