@@ -35,7 +35,7 @@ for b in "${BINS[@]}"; do
   # shellcheck disable=SC2086
   OUT=$("$BIN_DIR/$b" ${SMOKE_ARGS[$b]} 2>&1) || { echo "$OUT"; echo "bench-smoke: $b exited non-zero"; FAIL=1; continue; }
   LAST=$(printf '%s\n' "$OUT" | tail -n 1)
-  if [[ "$LAST" =~ ^$b(\ [a-z_]+=[^[:space:]]+)+$ ]]; then
+  if [[ "$LAST" =~ ^$b(\ [a-z_][a-z0-9_]*=[^[:space:]]+)+$ ]]; then
     echo "bench-smoke: ok   $LAST"
   else
     echo "$OUT" | tail -n 5
