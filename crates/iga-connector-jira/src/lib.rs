@@ -4,7 +4,6 @@
 pub mod adf;
 mod client;
 mod config;
-mod cursor;
 pub mod error;
 mod mapping;
 #[cfg(feature = "test-support")]

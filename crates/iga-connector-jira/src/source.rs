@@ -26,9 +26,9 @@ use crate::KIND;
 use crate::adf;
 use crate::client::{Client, seg};
 use crate::config::{JiraConnection, JiraSourceConfig};
-use crate::cursor::{Continuation, Cursor};
 use crate::mapping::{self, Decision};
 use crate::time::{jql_literal, parse_jira_time};
+use iga_http::paged_cursor::{Continuation, PagedCursor as Cursor};
 
 /// Issue property holding what was written back (idempotent `report`).
 pub const WRITEBACK_PROPERTY: &str = "iga.writeback";
@@ -622,7 +622,12 @@ impl DirectiveSource for JiraSource {
 
     async fn poll(&self, cursor: Option<&iga_adapter::SourceCursor>) -> Result<PollBatch> {
         // JQL literals have minute precision: one minute of slack.
-        let mut w = Cursor::decode(cursor, self.inner.cfg.overlap, Duration::from_secs(60))?;
+        let mut w = Cursor::decode(
+            crate::KIND,
+            cursor,
+            self.inner.cfg.overlap,
+            Duration::from_secs(60),
+        )?;
         let mut batch = PollBatch::default();
         self.poll_page(&mut w, &mut batch).await?;
         self.flag_rejections(&batch.rejected).await;

@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-mod cursor;
 pub mod dialect;
 #[cfg(feature = "test-support")]
 pub mod mock;

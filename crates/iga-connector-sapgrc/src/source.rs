@@ -14,9 +14,9 @@ use iga_adapter::{
 use iga_directive::{AccessDirective, Action, ApprovalRef, EntitlementRef, Identity, Timestamp};
 
 use crate::KIND;
-use crate::cursor::{Continuation, Cursor};
 use crate::dialect::GrcDialect;
 use crate::model::{Fetched, GrcLine, GrcRequest, LineResult, LineStatus};
+use iga_http::paged_cursor::{Continuation, PagedCursor as Cursor};
 
 /// Source configuration.
 #[derive(Debug, Clone)]
@@ -294,7 +294,12 @@ impl DirectiveSource for SapGrcSource {
 
     async fn poll(&self, cursor: Option<&SourceCursor>) -> Result<PollBatch> {
         // `datetime'…'` literals have second precision: one second of slack.
-        let mut w = Cursor::decode(cursor, self.cfg.overlap, Duration::from_secs(1))?;
+        let mut w = Cursor::decode(
+            crate::KIND,
+            cursor,
+            self.cfg.overlap,
+            Duration::from_secs(1),
+        )?;
         let mut batch = PollBatch::default();
         self.poll_page(&mut w, &mut batch).await?;
         batch.cursor = Some(w.encode());

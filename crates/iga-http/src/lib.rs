@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod classify;
 pub mod client;
+pub mod paged_cursor;
 pub mod pagination;
 pub mod rate_limit;
 pub mod redact;

@@ -1,4 +1,4 @@
-//! The durable polling cursor: [`iga_http::watermark::Watermark`] (high-water
+//! A durable polling cursor for paged sources: [`crate::watermark::Watermark`] (high-water
 //! mark over the records' own update times, overlap window, `(record id, updated)`
 //! de-duplication) plus the continuation of a paged listing in progress, so a
 //! backlog larger than a page is read across polls without restarting.
@@ -8,21 +8,19 @@
 
 use std::time::Duration;
 
+use crate::watermark::Watermark;
 use iga_adapter::{Error, Result, SourceCursor};
 use iga_directive::Timestamp;
-use iga_http::watermark::Watermark;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::KIND;
-
 /// Where a paged listing stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Continuation {
+pub struct Continuation {
     /// The query lower bound the listing was started with (None: unbounded).
-    pub(crate) since: Option<String>,
+    pub since: Option<String>,
     /// The listing's continuation token.
-    pub(crate) token: String,
+    pub token: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,28 +33,31 @@ struct Wire {
 
 /// Watermark + continuation. See the module docs.
 #[derive(Debug, Clone)]
-pub(crate) struct Cursor {
-    pub(crate) wm: Watermark,
-    pub(crate) page: Option<Continuation>,
+pub struct PagedCursor {
+    /// The high-water mark.
+    pub wm: Watermark,
+    /// The paged listing in progress, if any.
+    pub page: Option<Continuation>,
     /// Query rounding: the query bound is `since + slack`, rounded down by the
     /// caller, so a query never returns a record older than the remembered window.
     slack: Duration,
 }
 
-fn bad(msg: String) -> Error {
-    Error::invalid_input(msg).with_connector(KIND)
+fn bad(kind: &'static str, msg: String) -> Error {
+    Error::invalid_input(msg).with_connector(kind)
 }
 
-impl Cursor {
-    /// Decode a stored cursor (`None` = from the beginning). The watermark's
-    /// window is `overlap + slack`.
-    pub(crate) fn decode(
+impl PagedCursor {
+    /// Decode a stored cursor of connector `kind` (`None` = from the beginning).
+    /// The watermark's window is `overlap + slack`.
+    pub fn decode(
+        kind: &'static str,
         cursor: Option<&SourceCursor>,
         overlap: Duration,
         slack: Duration,
     ) -> Result<Self> {
         let window = chrono::Duration::from_std(overlap + slack)
-            .map_err(|e| bad(format!("overlap out of range: {e}")))?;
+            .map_err(|e| bad(kind, format!("overlap out of range: {e}")))?;
         let Some(c) = cursor else {
             return Ok(Self {
                 wm: Watermark::new(window),
@@ -65,15 +66,15 @@ impl Cursor {
             });
         };
         let wire: Wire = serde_json::from_str(&c.0)
-            .map_err(|e| bad(format!("stored {KIND} cursor is not valid: {e}")))?;
+            .map_err(|e| bad(kind, format!("stored {kind} cursor is not valid: {e}")))?;
         if wire.v != 1 {
-            return Err(bad(format!(
-                "stored {KIND} cursor has unknown version {}",
-                wire.v
-            )));
+            return Err(bad(
+                kind,
+                format!("stored {kind} cursor has unknown version {}", wire.v),
+            ));
         }
         let wm = Watermark::resume(Some(&SourceCursor(wire.wm.to_string())), window)
-            .map_err(|e| e.with_connector(KIND))?;
+            .map_err(|e| e.with_connector(kind))?;
         Ok(Self {
             wm,
             page: wire.page,
@@ -82,7 +83,7 @@ impl Cursor {
     }
 
     /// Encode for storage (the watermark prunes pairs older than its window).
-    pub(crate) fn encode(&self) -> SourceCursor {
+    pub fn encode(&self) -> SourceCursor {
         let wm: Value =
             serde_json::from_str(&self.wm.to_cursor().0).expect("watermark cursor is JSON");
         let wire = Wire {
@@ -95,18 +96,18 @@ impl Cursor {
 
     /// The lower bound of a fresh query, to be rounded *down* to the query's
     /// precision by the caller (at most `slack`).
-    pub(crate) fn query_bound(&self) -> Option<Timestamp> {
+    pub fn query_bound(&self) -> Option<Timestamp> {
         let slack = chrono::Duration::from_std(self.slack).unwrap_or(chrono::Duration::zero());
         self.wm.since().map(|s| s + slack)
     }
 
     /// Whether `(id, updated)` was handled already.
-    pub(crate) fn is_seen(&self, id: &str, updated: Timestamp) -> bool {
+    pub fn is_seen(&self, id: &str, updated: Timestamp) -> bool {
         self.wm.is_seen(id, updated)
     }
 
     /// Record `(id, updated)` as handled and raise the watermark.
-    pub(crate) fn observe(&mut self, id: &str, updated: Timestamp) {
+    pub fn observe(&mut self, id: &str, updated: Timestamp) {
         self.wm.observe(id, updated);
     }
 }
@@ -123,7 +124,7 @@ mod tests {
     fn round_trip_and_bound() {
         let ov = Duration::from_secs(300);
         let sl = Duration::from_secs(60);
-        let mut c = Cursor::decode(None, ov, sl).unwrap();
+        let mut c = PagedCursor::decode("test", None, ov, sl).unwrap();
         assert_eq!(c.query_bound(), None);
         c.observe("1", t("2026-01-01T10:00:00Z"));
         c.observe("2", t("2026-01-01T10:10:00Z"));
@@ -132,7 +133,7 @@ mod tests {
             token: "tok".into(),
         });
         assert_eq!(c.query_bound(), Some(t("2026-01-01T10:05:00Z")));
-        let back = Cursor::decode(Some(&c.encode()), ov, sl).unwrap();
+        let back = PagedCursor::decode("test", Some(&c.encode()), ov, sl).unwrap();
         assert!(back.is_seen("2", t("2026-01-01T10:10:00Z")));
         assert!(
             !back.is_seen("1", t("2026-01-01T10:00:00Z")),
@@ -144,10 +145,15 @@ mod tests {
     #[test]
     fn bad_cursor_is_invalid_input() {
         let ov = Duration::from_secs(1);
-        let e = Cursor::decode(Some(&SourceCursor("17".into())), ov, ov).unwrap_err();
+        let e = PagedCursor::decode("test", Some(&SourceCursor("17".into())), ov, ov).unwrap_err();
         assert_eq!(e.kind(), iga_adapter::ErrorKind::InvalidInput);
-        let e =
-            Cursor::decode(Some(&SourceCursor(r#"{"v":9,"wm":{}}"#.into())), ov, ov).unwrap_err();
+        let e = PagedCursor::decode(
+            "test",
+            Some(&SourceCursor(r#"{"v":9,"wm":{}}"#.into())),
+            ov,
+            ov,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("version 9"));
     }
 }
